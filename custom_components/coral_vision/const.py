@@ -1,0 +1,39 @@
+"""Constants of the Coral Vision integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "coral_vision"
+LOGGER = logging.getLogger(__package__)
+
+# The TFLite runtime, installed at setup through Home Assistant's own requirements mechanism so
+# that a platform without wheels (HA OS and Container are Alpine/musl) still loads the integration.
+RUNTIME_REQUIREMENT: Final = "ai-edge-litert==2.3.0"
+
+EVENT_DETECTED: Final = "coral_vision_detected"
+EVENT_CLEARED: Final = "coral_vision_cleared"
+
+CONF_DEVICE: Final = "device"
+CONF_MODEL: Final = "model"
+CONF_MODEL_PATH: Final = "model_path"
+CONF_LABELS_PATH: Final = "labels_path"
+CONF_CAMERA: Final = "camera_entity"
+CONF_LABELS: Final = "labels"
+CONF_MIN_SCORE: Final = "min_score"
+CONF_SCORES: Final = "scores"
+CONF_MIN_AREA: Final = "min_area"
+CONF_MAX_AREA: Final = "max_area"
+CONF_REGION: Final = "region"
+CONF_SCAN_INTERVAL: Final = "scan_interval"
+CONF_CONFIRM_FRAMES: Final = "confirm_frames"
+CONF_CONFIRM_WINDOW: Final = "confirm_window"
+CONF_OFF_DELAY: Final = "off_delay"
+CONF_SAVE_SNAPSHOTS: Final = "save_snapshots"
+
+DEVICE_CPU: Final = "cpu"
+MODEL_CUSTOM: Final = "custom"
+SUBENTRY_CAMERA: Final = "camera"
+
+ENV_MIRROR: Final = "CORAL_VISION_MIRROR"
