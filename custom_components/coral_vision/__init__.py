@@ -2,34 +2,98 @@
 
 from __future__ import annotations
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.components.image_processing import DOMAIN as IMAGE_PROCESSING
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.entity_component import DATA_INSTANCES
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
+from .accelerator import (
+    CoralVisionConfigEntry,
+    async_close_accelerator,
+    async_load_models,
+    async_open_accelerator,
+)
+from .const import DOMAIN, SUBENTRY_CAMERA
+from .coordinator import AcceleratorCoordinator
+from .engine.errors import CoralVisionError, DownloadError
+from .processor import CameraProcessor, CameraSettings
 from .runtime_support import async_ensure_runtime
+from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-
-type CoralVisionConfigEntry = ConfigEntry[str]
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.IMAGE, Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Set up the integration (nothing to do before entries)."""
+    """Register the actions."""
+    async_setup_services(hass)
     return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> bool:
-    """Set up one accelerator."""
-    runtime = await async_ensure_runtime(hass)
-    if runtime is None:
+    """Set up one accelerator and the cameras fed to it."""
+    if await async_ensure_runtime(hass) is None:
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="runtime_missing")
-    entry.runtime_data = runtime
+    try:
+        model, cpu_model = await async_load_models(hass, entry.data)
+        accelerator = await async_open_accelerator(hass, entry, model, cpu_model)
+    except DownloadError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="download_failed",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    except (CoralVisionError, OSError) as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="model_failed",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    entry.runtime_data = accelerator
+    try:
+        await _async_start(hass, entry)
+    except BaseException:
+        await async_close_accelerator(hass, accelerator)
+        raise
+    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
+
+
+async def _async_start(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> None:
+    """Create the cameras' processors, the statistics and the entities, then start scanning."""
+    accelerator = entry.runtime_data
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type != SUBENTRY_CAMERA:
+            continue
+        settings = CameraSettings.from_data(subentry.data)
+        accelerator.processors[subentry.subentry_id] = CameraProcessor(
+            hass, accelerator, subentry.subentry_id, subentry.title, settings
+        )
+    coordinator = AcceleratorCoordinator(hass, accelerator)
+    await coordinator.async_config_entry_first_refresh()
+    accelerator.coordinator = coordinator
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await hass.data[DATA_INSTANCES][IMAGE_PROCESSING].async_setup_entry(entry)
+    for processor in accelerator.processors.values():
+        processor.async_start()
+        entry.async_on_unload(processor.async_stop)
+
+
+async def _async_update_listener(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> None:
+    """Apply changed options and cameras (added, edited or removed) by reloading."""
+    await hass.config_entries.async_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> bool:
-    """Unload one accelerator."""
-    return True
+    """Unload the entities, then close the executor (its thread joins)."""
+    for processor in entry.runtime_data.processors.values():
+        processor.async_stop()
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    component = hass.data[DATA_INSTANCES][IMAGE_PROCESSING]
+    unloaded &= bool(await component.async_unload_entry(entry))
+    if unloaded:
+        await async_close_accelerator(hass, entry.runtime_data)
+    return unloaded

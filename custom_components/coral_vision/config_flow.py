@@ -1,26 +1,460 @@
-"""Config flow for Coral Vision."""
+"""Config flow: pick an accelerator and a model (tried once before saving); cameras are subentries."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    SubentryFlowResult,
+)
+from homeassistant.core import callback
+from homeassistant.helpers import selector
+from PIL import Image
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from .accelerator import async_load_models, default_model, find_tpu
+from .const import (
+    CONF_CAMERA,
+    CONF_CONFIRM_FRAMES,
+    CONF_CONFIRM_WINDOW,
+    CONF_DEVICE,
+    CONF_LABELS,
+    CONF_LABELS_PATH,
+    CONF_MAX_AREA,
+    CONF_MIN_AREA,
+    CONF_MIN_SCORE,
+    CONF_MODEL,
+    CONF_MODEL_PATH,
+    CONF_OFF_DELAY,
+    CONF_REGION,
+    CONF_SAVE_SNAPSHOTS,
+    CONF_SCAN_INTERVAL,
+    CONF_SCORES,
+    DEVICE_CPU,
+    DOMAIN,
+    LOGGER,
+    MODEL_CUSTOM,
+    SUBENTRY_CAMERA,
+)
+from .engine.catalog import CatalogEntry, load_catalog
+from .engine.delegate import open_backend
+from .engine.detect import decode_outputs
+from .engine.devices import list_edge_tpus
+from .engine.errors import (
+    CoralVisionError,
+    DownloadError,
+    EdgeTpuModelOnCpuError,
+    ModelError,
+    RuntimeMissingError,
+)
+from .engine.filters import parse_region
+from .engine.models import Model
+from .engine.preprocess import prepare_frame
+from .runtime_support import async_ensure_runtime
 
-from .const import CONF_DEVICE, DEVICE_CPU, DOMAIN
+
+def device_title(device: str) -> str:
+    """The entry title for a device string."""
+    if device == DEVICE_CPU:
+        return "Coral Vision CPU"
+    kind, _, index = device.partition(":")
+    return f"Coral Edge TPU {'USB' if kind == 'usb' else 'PCIe'} {index}"
+
+
+def _test_frame() -> bytes:
+    """A small JPEG to run once through a new model."""
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (120, 130, 140)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def try_model(device: str, model: Model, cpu_model: Model | None) -> str:
+    """Run one frame on the device; return the backend's label (raises CoralVisionError)."""
+    backend = open_backend(model, find_tpu(device), cpu_model=cpu_model)
+    try:
+        frame = prepare_frame(_test_frame(), backend.model.input)
+        decode_outputs(backend.model, backend.invoke(frame), frame, threshold=0.5, top_k=5)
+        return backend.info.label
+    finally:
+        backend.close()
+
+
+def error_key(err: Exception) -> str:
+    """The form error for an engine failure."""
+    if isinstance(err, RuntimeMissingError):
+        return "runtime_missing"
+    if isinstance(err, DownloadError):
+        return "download_failed"
+    if isinstance(err, EdgeTpuModelOnCpuError):
+        return "edgetpu_model_on_cpu"
+    if isinstance(err, ModelError):
+        return "model_invalid"
+    return "inference_failed"
 
 
 class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Add an accelerator."""
+    """Add an accelerator: device, then model; the model is tried before the entry is made."""
 
     VERSION = 1
 
+    def __init__(self) -> None:
+        """Start empty."""
+        self._data: dict[str, Any] = {}
+        self._catalog: dict[str, CatalogEntry] = {}
+        self._task: asyncio.Task[tuple[Model, Model | None]] | None = None
+        self._error: str | None = None
+        self._detail = ""
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Cameras are added to an accelerator as subentries."""
+        return {SUBENTRY_CAMERA: CameraSubentryFlow}
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Choose the accelerator."""
+        """Choose the accelerator among those found, or the CPU."""
         if user_input is not None:
             await self.async_set_unique_id(user_input[CONF_DEVICE])
             self._abort_if_unique_id_configured()
-            return self.async_create_entry(title="CPU", data=user_input)
-        schema = vol.Schema({vol.Required(CONF_DEVICE, default=DEVICE_CPU): vol.In([DEVICE_CPU])})
-        return self.async_show_form(step_id="user", data_schema=schema)
+            self._data = {CONF_DEVICE: user_input[CONF_DEVICE]}
+            return await self.async_step_model()
+        tpus = await self.hass.async_add_executor_job(list_edge_tpus)
+        options = [selector.SelectOptionDict(value=t.device, label=t.label) for t in tpus]
+        options.append(selector.SelectOptionDict(value=DEVICE_CPU, label="CPU"))
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_DEVICE, default=options[0]["value"]): selector.SelectSelector(
+                    selector.SelectSelectorConfig(options=options)
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="user", data_schema=schema, description_placeholders={"found": str(len(tpus))}
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the device or the model of an accelerator."""
+        entry = self._get_reconfigure_entry()
+        if user_input is not None:
+            if user_input[CONF_DEVICE] != entry.unique_id:
+                await self.async_set_unique_id(user_input[CONF_DEVICE])
+                self._abort_if_unique_id_configured()
+            self._data = {CONF_DEVICE: user_input[CONF_DEVICE]}
+            return await self.async_step_model()
+        tpus = await self.hass.async_add_executor_job(list_edge_tpus)
+        devices = [t.device for t in tpus] + [DEVICE_CPU]
+        if entry.data[CONF_DEVICE] not in devices:
+            devices.insert(0, entry.data[CONF_DEVICE])
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_DEVICE, default=entry.data[CONF_DEVICE]): selector.SelectSelector(
+                    selector.SelectSelectorConfig(options=devices)
+                )
+            }
+        )
+        return self.async_show_form(step_id="reconfigure", data_schema=schema)
+
+    async def async_step_model(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose a model from the catalog, or a local file."""
+        device = self._data[CONF_DEVICE]
+        if not self._catalog:
+            self._catalog = await self.hass.async_add_executor_job(load_catalog)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            choice = user_input.get(CONF_MODEL, default_model(device))
+            if choice == MODEL_CUSTOM:
+                return await self.async_step_custom_model()
+            self._data[CONF_MODEL] = choice
+            self._task = None
+            return await self.async_step_download()
+        options = [
+            selector.SelectOptionDict(value=e.id, label=f"{e.name} — {e.task}")
+            for e in self._catalog.values()
+            if device == DEVICE_CPU or e.edgetpu is not None
+        ]
+        options.append(selector.SelectOptionDict(value=MODEL_CUSTOM, label="Local .tflite file"))
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_MODEL, default=default_model(device)): selector.SelectSelector(
+                    selector.SelectSelectorConfig(options=options)
+                )
+            }
+        )
+        return self.async_show_form(step_id="model", data_schema=schema, errors=errors)
+
+    async def async_step_custom_model(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A .tflite file (and optional labels) in a folder Home Assistant may read."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            model_path = user_input[CONF_MODEL_PATH].strip()
+            labels_path = (user_input.get(CONF_LABELS_PATH) or "").strip()
+            for key, path in ((CONF_MODEL_PATH, model_path), (CONF_LABELS_PATH, labels_path)):
+                if not path:
+                    continue
+                if not self.hass.config.is_allowed_path(path):
+                    errors[key] = "path_not_allowed"
+                elif not await self.hass.async_add_executor_job(Path(path).is_file):
+                    errors[key] = "file_missing"
+            if not errors:
+                self._data.update(
+                    {
+                        CONF_MODEL: MODEL_CUSTOM,
+                        CONF_MODEL_PATH: model_path,
+                        CONF_LABELS_PATH: labels_path,
+                    }
+                )
+                return await self.async_step_validate()
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_MODEL_PATH): selector.TextSelector(),
+                vol.Optional(CONF_LABELS_PATH): selector.TextSelector(),
+            }
+        )
+        return self.async_show_form(
+            step_id="custom_model",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+        )
+
+    async def async_step_download(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Fetch the catalog model (mirror first), showing progress."""
+        if self._task is None:
+            self._task = self.hass.async_create_task(
+                async_load_models(self.hass, self._data, progress=self._progress),
+                "coral_vision model download",
+            )
+        if not self._task.done():
+            return self.async_show_progress(
+                step_id="download",
+                progress_action="download_model",
+                progress_task=self._task,
+                description_placeholders={"model": self._catalog[self._data[CONF_MODEL]].name},
+            )
+        return self.async_show_progress_done(next_step_id="validate")
+
+    @callback
+    def _progress(self, done: int, total: int | None) -> None:
+        """Move the progress bar where this Home Assistant has one."""
+        if total and hasattr(self, "async_update_progress"):
+            self.async_update_progress(min(1.0, done / total))
+
+    async def async_step_validate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Load the model on the device and run one frame; create the entry or show why not."""
+        try:
+            if await async_ensure_runtime(self.hass) is None:
+                raise RuntimeMissingError("no TensorFlow Lite runtime")
+            if self._task is not None:
+                model, cpu_model = self._task.result()
+            else:
+                model, cpu_model = await async_load_models(self.hass, self._data)
+            backend = await self.hass.async_add_executor_job(
+                try_model, self._data[CONF_DEVICE], model, cpu_model
+            )
+        except CoralVisionError as err:
+            LOGGER.info("Model check failed: %s", err)
+            self._error, self._detail = error_key(err), str(err)
+            return await self.async_step_failed()
+        finally:
+            self._task = None
+        LOGGER.debug("Model %s runs on %s", model.name, backend)
+        if self.source == "reconfigure":
+            return self.async_update_reload_and_abort(
+                self._get_reconfigure_entry(),
+                unique_id=self._data[CONF_DEVICE],
+                title=device_title(self._data[CONF_DEVICE]),
+                data=self._data,
+            )
+        return self.async_create_entry(title=device_title(self._data[CONF_DEVICE]), data=self._data)
+
+    async def async_step_failed(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show why the model could not run, and let the user choose again."""
+        if user_input is not None:
+            self._error = None
+            return await self.async_step_model()
+        return self.async_show_form(
+            step_id="failed",
+            data_schema=vol.Schema({}),
+            errors={"base": self._error or "inference_failed"},
+            description_placeholders={"detail": self._detail},
+        )
+
+
+def _labels_of(entry: ConfigEntry) -> list[str]:
+    """The loaded accelerator's model labels."""
+    model: Model = entry.runtime_data.model
+    return model.labels.names()
+
+
+class CameraSubentryFlow(ConfigSubentryFlow):
+    """Add or edit a camera: labels to watch, their scores, then filters and confirmation."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._data: dict[str, Any] = {}
+
+    def _current(self) -> Mapping[str, Any]:
+        """The subentry being edited, or nothing for a new one."""
+        return self._get_reconfigure_subentry().data if self.source == "reconfigure" else {}
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Choose the camera, the labels to watch and how often to scan."""
+        entry = self._get_entry()
+        if not hasattr(entry, "runtime_data"):
+            return self.async_abort(reason="entry_not_loaded")
+        labels = _labels_of(entry)
+        current = self._current()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if self.source != "reconfigure" and any(
+                s.data.get(CONF_CAMERA) == user_input[CONF_CAMERA]
+                for s in entry.subentries.values()
+            ):
+                errors[CONF_CAMERA] = "camera_already_added"
+            elif not user_input.get(CONF_LABELS):
+                errors[CONF_LABELS] = "no_labels"
+            else:
+                self._data = {**current, **user_input}
+                return await self.async_step_scores()
+        default_labels = [name for name in ("person",) if name in labels] or labels[:1]
+        schema = vol.Schema(
+            {
+                vol.Required(
+                    CONF_CAMERA, default=current.get(CONF_CAMERA, vol.UNDEFINED)
+                ): selector.EntitySelector(selector.EntitySelectorConfig(domain="camera")),
+                vol.Required(
+                    CONF_LABELS, default=current.get(CONF_LABELS, default_labels)
+                ): selector.SelectSelector(
+                    selector.SelectSelectorConfig(options=labels, multiple=True, sort=False)
+                ),
+                vol.Required(
+                    CONF_SCAN_INTERVAL, default=current.get(CONF_SCAN_INTERVAL, 5)
+                ): selector.NumberSelector(
+                    selector.NumberSelectorConfig(
+                        min=0,
+                        max=3600,
+                        step=0.5,
+                        unit_of_measurement="s",
+                        mode=selector.NumberSelectorMode.BOX,
+                    )
+                ),
+            }
+        )
+        return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Edit a camera: the same steps, filled in."""
+        return await self.async_step_user(user_input)
+
+    async def async_step_scores(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """A minimum score for each watched label."""
+        labels: list[str] = list(self._data[CONF_LABELS])
+        if user_input is not None:
+            self._data[CONF_SCORES] = {label: float(user_input[label]) for label in labels}
+            self._data[CONF_MIN_SCORE] = min(self._data[CONF_SCORES].values())
+            return await self.async_step_filters()
+        previous = self._data.get(CONF_SCORES, {})
+        score = selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=0.05, max=1, step=0.01, mode=selector.NumberSelectorMode.SLIDER
+            )
+        )
+        schema = vol.Schema(
+            {vol.Required(label, default=previous.get(label, 0.6)): score for label in labels}
+        )
+        return self.async_show_form(step_id="scores", data_schema=schema)
+
+    async def async_step_filters(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Box area, region of interest, confirmation, off-delay and snapshots."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                parse_region(user_input.get(CONF_REGION, ""))
+            except ValueError:
+                errors[CONF_REGION] = "invalid_region"
+            if user_input[CONF_MIN_AREA] > user_input[CONF_MAX_AREA]:
+                errors[CONF_MIN_AREA] = "area_order"
+            if user_input[CONF_CONFIRM_FRAMES] > user_input[CONF_CONFIRM_WINDOW]:
+                errors[CONF_CONFIRM_FRAMES] = "confirm_order"
+            if not errors:
+                return self._finish({**self._data, **user_input})
+        d = {**self._data, **(user_input or {})}
+        percent = selector.NumberSelectorConfig(
+            min=0, max=100, step=0.1, unit_of_measurement="%", mode=selector.NumberSelectorMode.BOX
+        )
+        frames = selector.NumberSelectorConfig(
+            min=1, max=20, step=1, mode=selector.NumberSelectorMode.BOX
+        )
+        schema = vol.Schema(
+            {
+                vol.Required(
+                    CONF_MIN_AREA, default=d.get(CONF_MIN_AREA, 0)
+                ): selector.NumberSelector(percent),
+                vol.Required(
+                    CONF_MAX_AREA, default=d.get(CONF_MAX_AREA, 100)
+                ): selector.NumberSelector(percent),
+                vol.Optional(CONF_REGION, default=d.get(CONF_REGION, "")): selector.TextSelector(
+                    selector.TextSelectorConfig(multiline=True)
+                ),
+                vol.Required(
+                    CONF_CONFIRM_FRAMES, default=d.get(CONF_CONFIRM_FRAMES, 1)
+                ): selector.NumberSelector(frames),
+                vol.Required(
+                    CONF_CONFIRM_WINDOW, default=d.get(CONF_CONFIRM_WINDOW, 1)
+                ): selector.NumberSelector(frames),
+                vol.Required(
+                    CONF_OFF_DELAY, default=d.get(CONF_OFF_DELAY, 10)
+                ): selector.NumberSelector(
+                    selector.NumberSelectorConfig(
+                        min=0,
+                        max=3600,
+                        step=1,
+                        unit_of_measurement="s",
+                        mode=selector.NumberSelectorMode.BOX,
+                    )
+                ),
+                vol.Required(
+                    CONF_SAVE_SNAPSHOTS, default=d.get(CONF_SAVE_SNAPSHOTS, False)
+                ): selector.BooleanSelector(),
+            }
+        )
+        return self.async_show_form(step_id="filters", data_schema=schema, errors=errors)
+
+    def _finish(self, data: dict[str, Any]) -> SubentryFlowResult:
+        """Create the camera, or save the edit (the entry reloads and applies it)."""
+        data[CONF_CONFIRM_FRAMES] = int(data[CONF_CONFIRM_FRAMES])
+        data[CONF_CONFIRM_WINDOW] = int(data[CONF_CONFIRM_WINDOW])
+        state = self.hass.states.get(data[CONF_CAMERA])
+        title = state.name if state is not None else data[CONF_CAMERA]
+        if self.source == "reconfigure":
+            return self.async_update_and_abort(
+                self._get_entry(),
+                self._get_reconfigure_subentry(),
+                title=title,
+                data=data,
+                unique_id=data[CONF_CAMERA],
+            )
+        return self.async_create_entry(title=title, data=data, unique_id=data[CONF_CAMERA])

@@ -39,13 +39,22 @@ async def token(session: aiohttp.ClientSession) -> str:
     async with session.get(f"{URL}/api/onboarding") as resp:
         steps = {s["step"]: s["done"] for s in await resp.json()}
     if not steps.get("user"):
-        body = {"client_id": CLIENT_ID, "name": "Developer", "username": USER,
-                "password": PASSWORD, "language": "en"}
+        body = {
+            "client_id": CLIENT_ID,
+            "name": "Developer",
+            "username": USER,
+            "password": PASSWORD,
+            "language": "en",
+        }
         async with session.post(f"{URL}/api/onboarding/users", json=body) as resp:
             resp.raise_for_status()
             code = (await resp.json())["auth_code"]
     else:
-        body = {"client_id": CLIENT_ID, "handler": ["homeassistant", None], "redirect_uri": CLIENT_ID}
+        body = {
+            "client_id": CLIENT_ID,
+            "handler": ["homeassistant", None],
+            "redirect_uri": CLIENT_ID,
+        }
         async with session.post(f"{URL}/auth/login_flow", json=body) as resp:
             flow = await resp.json()
         body = {"client_id": CLIENT_ID, "username": USER, "password": PASSWORD}
@@ -68,7 +77,10 @@ async def token(session: aiohttp.ClientSession) -> str:
 
 
 async def run_flow(
-    session: aiohttp.ClientSession, headers: dict[str, str], path: str, handler: Any,
+    session: aiohttp.ClientSession,
+    headers: dict[str, str],
+    path: str,
+    handler: Any,
     answers: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """Walk a config or subentry flow, answering each form from `answers` by step id."""
@@ -85,38 +97,60 @@ async def run_flow(
             body = answers.get(result["step_id"], {})
         else:
             raise SystemExit(f"flow stopped: {result}")
-        async with session.post(f"{URL}{path}/{result['flow_id']}", json=body, headers=headers) as resp:
+        async with session.post(
+            f"{URL}{path}/{result['flow_id']}", json=body, headers=headers
+        ) as resp:
             result = await resp.json()
     raise SystemExit(f"flow did not finish: {result}")
 
 
 async def configure(session: aiohttp.ClientSession, headers: dict[str, str]) -> None:
     """Add Coral Vision (CPU, default detection model) and the demo camera, once."""
-    async with session.get(f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers) as resp:
+    async with session.get(
+        f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers
+    ) as resp:
         entries = await resp.json()
     if not entries:
-        await run_flow(session, headers, "/api/config/config_entries/flow", "coral_vision",
-                       {"user": {"device": "cpu"}, "model": {}})
-        async with session.get(f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers) as resp:
+        await run_flow(
+            session,
+            headers,
+            "/api/config/config_entries/flow",
+            "coral_vision",
+            {"user": {"device": "cpu"}, "model": {}},
+        )
+        async with session.get(
+            f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers
+        ) as resp:
             entries = await resp.json()
     entry = entries[0]
     if not entry.get("num_subentries"):
-        await run_flow(session, headers, "/api/config/config_entries/subentries/flow",
-                       [entry["entry_id"], "camera"],
-                       {"user": {"camera_entity": DEMO_CAMERA}, "labels": {}, "filters": {}})
+        await run_flow(
+            session,
+            headers,
+            "/api/config/config_entries/subentries/flow",
+            [entry["entry_id"], "camera"],
+            {"user": {"camera_entity": DEMO_CAMERA}, "labels": {}, "filters": {}},
+        )
 
 
 async def verify(session: aiohttp.ClientSession, headers: dict[str, str], config: Path) -> int:
     """Check the API, the entry's state and the log; print what was found."""
     async with session.get(f"{URL}/api/", headers=headers) as resp:
         api_ok = resp.status == 200
-    async with session.get(f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers) as resp:
+    async with session.get(
+        f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers
+    ) as resp:
         states = [e["state"] for e in await resp.json()]
     log = (config / "home-assistant.log").read_text(errors="replace")
-    errors = [line for line in log.splitlines()
-              if "custom_components.coral_vision" in line and (" ERROR " in line or " CRITICAL " in line)]
-    print(f"api: {'ok' if api_ok else 'FAILED'}; coral_vision entries: {states}; "
-          f"errors from custom_components.coral_vision: {len(errors)}")
+    errors = [
+        line
+        for line in log.splitlines()
+        if "custom_components.coral_vision" in line and (" ERROR " in line or " CRITICAL " in line)
+    ]
+    print(
+        f"api: {'ok' if api_ok else 'FAILED'}; coral_vision entries: {states}; "
+        f"errors from custom_components.coral_vision: {len(errors)}"
+    )
     for line in errors:
         print("  " + line)
     return 0 if api_ok and states and all(s == "loaded" for s in states) and not errors else 1

@@ -1,13 +1,114 @@
-"""Fixtures for tests that run a real Home Assistant with Coral Vision."""
+"""Fixtures for tests that run a real Home Assistant with Coral Vision on the real engine."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    setup_test_component_platform,
+)
+
+from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR, SUBENTRY_CAMERA
+from homeassistant.components.camera import Camera
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+
+CAMERA = "camera.front_door"
 
 
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> Generator[None]:
     """Let Home Assistant load custom_components/coral_vision."""
     yield
+
+
+@pytest.fixture(autouse=True)
+def offline_mirror(monkeypatch: pytest.MonkeyPatch, models_dir: Path) -> Path:
+    """Catalog models come from ../shared/models, never from the internet."""
+    monkeypatch.setenv(ENV_MIRROR, str(models_dir))
+    return models_dir
+
+
+class PhotoCamera(Camera):
+    """A camera entity whose picture is a real photo the test chooses."""
+
+    _attr_name = "Front door"
+    _attr_unique_id = "front_door"
+
+    def __init__(self, photo: Path) -> None:
+        """Start on `photo`."""
+        super().__init__()
+        self.photo: Path | None = photo
+        self.frames = 0
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes | None:
+        """The current photo's bytes (None: no picture)."""
+        self.frames += 1
+        if self.photo is None:
+            return None
+        return await self.hass.async_add_executor_job(self.photo.read_bytes)
+
+
+@pytest.fixture
+async def photo_camera(hass: HomeAssistant, images_dir: Path) -> PhotoCamera:
+    """camera.front_door, showing sunflower.bmp (nothing of interest) at first."""
+    camera = PhotoCamera(images_dir / "sunflower.bmp")
+    setup_test_component_platform(hass, "camera", [camera])
+    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
+    await hass.async_block_till_done()
+    assert hass.states.get(CAMERA) is not None
+    return camera
+
+
+def camera_subentry(**overrides: Any) -> ConfigSubentryData:
+    """A camera subentry watching people on camera.front_door, scanned only on demand."""
+    data: dict[str, Any] = {
+        "camera_entity": CAMERA,
+        "labels": ["person", "tie"],
+        "scores": {"person": 0.5, "tie": 0.5},
+        "min_score": 0.5,
+        "scan_interval": 0,
+        "min_area": 0,
+        "max_area": 100,
+        "region": "",
+        "confirm_frames": 1,
+        "confirm_window": 1,
+        "off_delay": 0,
+        "save_snapshots": False,
+    }
+    data.update(overrides)
+    return ConfigSubentryData(
+        data=data, subentry_type=SUBENTRY_CAMERA, title="Front door", unique_id=CAMERA
+    )
+
+
+def cpu_entry(*subentries: ConfigSubentryData, model: str = "tf_coco_ssd_mobilenet_v1") -> MockConfigEntry:
+    """A CPU accelerator running a catalog model (from the offline mirror)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Coral Vision CPU",
+        data={"device": "cpu", "model": model},
+        unique_id="cpu",
+        subentries_data=list(subentries),
+    )
+
+
+@pytest.fixture
+async def loaded_entry(
+    hass: HomeAssistant, photo_camera: PhotoCamera
+) -> AsyncGenerator[MockConfigEntry]:
+    """A loaded CPU accelerator with the front door camera."""
+    entry = cpu_entry(camera_subentry())
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()

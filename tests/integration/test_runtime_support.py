@@ -5,14 +5,14 @@ from __future__ import annotations
 from unittest.mock import patch
 
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from custom_components.coral_vision.const import DOMAIN
-from custom_components.coral_vision.engine.errors import RuntimeMissingError
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.requirements import RequirementsNotFound
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.coral_vision.const import DOMAIN
+from custom_components.coral_vision.engine.errors import RuntimeMissingError
 
 
 async def test_entry_loads_with_the_real_runtime(hass: HomeAssistant) -> None:
@@ -20,7 +20,8 @@ async def test_entry_loads_with_the_real_runtime(hass: HomeAssistant) -> None:
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data == "ai_edge_litert"
+    assert entry.runtime_data.backend is not None
+    assert entry.runtime_data.backend.runtime == "ai_edge_litert"
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert entry.state is ConfigEntryState.NOT_LOADED
 

@@ -5,9 +5,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 from .errors import RuntimeMissingError
+
+# Module, interpreter attribute, delegate loader attribute; the first importable one wins.
+# Only the interpreter modules are imported: the packages' *_pb2 modules need a newer protobuf
+# than Home Assistant pins.
+_CANDIDATES = (
+    ("ai_edge_litert", "ai_edge_litert.interpreter", "Interpreter", "load_delegate"),
+    ("tflite_runtime", "tflite_runtime.interpreter", "Interpreter", "load_delegate"),
+    ("tensorflow", "tensorflow", "lite.Interpreter", "lite.experimental.load_delegate"),
+)
 
 
 @dataclass(frozen=True)
@@ -21,29 +31,23 @@ class Runtime:
 
 @functools.cache
 def load_runtime() -> Runtime:
-    """The first importable runtime, imported once; RuntimeMissingError when there is none."""
-    # Import only the interpreter modules: the packages' *_pb2 modules need a newer protobuf
-    # than Home Assistant pins.
-    try:
-        from ai_edge_litert import interpreter as litert
-    except ImportError:
-        pass
-    else:
-        return Runtime("ai_edge_litert", litert.Interpreter, litert.load_delegate)
-    try:
-        from tflite_runtime import interpreter as tflite
-    except ImportError:
-        pass
-    else:
-        return Runtime("tflite_runtime", tflite.Interpreter, tflite.load_delegate)
-    try:
-        import tensorflow as tf
-    except ImportError:
-        pass
-    else:
-        experimental = getattr(tf.lite, "experimental", None)
-        return Runtime("tensorflow", tf.lite.Interpreter, getattr(experimental, "load_delegate", None))
+    """Import the first runtime installed, once; RuntimeMissingError when there is none."""
+    for name, module_name, interpreter, loader in _CANDIDATES:
+        try:
+            module = import_module(module_name)
+        except ImportError:
+            continue
+        factory = _attribute(module, interpreter)
+        if factory is not None:
+            return Runtime(name, factory, _attribute(module, loader))
     raise RuntimeMissingError(
         "no TensorFlow Lite runtime is installed: pip install ai-edge-litert "
         "(or tflite-runtime, or tensorflow)"
     )
+
+
+def _attribute(module: Any, dotted: str) -> Any:
+    """Follow a dotted attribute path; None where it breaks off."""
+    for part in dotted.split("."):
+        module = getattr(module, part, None)
+    return module

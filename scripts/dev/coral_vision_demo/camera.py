@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
-
 from homeassistant.components.camera import PLATFORM_SCHEMA, Camera
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv

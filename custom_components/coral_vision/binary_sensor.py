@@ -1,0 +1,42 @@
+"""One binary sensor per watched label and camera: "Person detected"."""
+
+from __future__ import annotations
+
+from homeassistant.components.binary_sensor import BinarySensorDeviceClass, BinarySensorEntity
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .accelerator import CoralVisionConfigEntry
+from .entity import CameraEntity
+from .processor import CameraProcessor
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: CoralVisionConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add a binary sensor per watched label of each camera."""
+    for subentry_id, processor in entry.runtime_data.processors.items():
+        async_add_entities(
+            (LabelDetectedSensor(processor, label) for label in processor.settings.labels),
+            config_subentry_id=subentry_id,
+        )
+
+
+class LabelDetectedSensor(CameraEntity, BinarySensorEntity):
+    """On while an object of the label is confirmed, and for the off-delay after."""
+
+    _attr_translation_key = "detected"
+    _attr_device_class = BinarySensorDeviceClass.OCCUPANCY
+
+    def __init__(self, processor: CameraProcessor, label: str) -> None:
+        """Bind to a label of the camera."""
+        super().__init__(processor, f"detected_{label}")
+        self.label = label
+        self._attr_translation_placeholders = {"label": label.capitalize()}
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the label is active."""
+        return self.label in self.processor.state.active_labels

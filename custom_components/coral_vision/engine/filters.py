@@ -1,0 +1,106 @@
+"""Which detections count for a camera: watched labels, minimum scores, box area and a region."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .results import Detection
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectFilter:
+    """A camera's rules; areas are shares of the frame, the region is a normalized polygon."""
+
+    scores: Mapping[str, float] = field(default_factory=dict)
+    default_score: float = 0.5
+    min_area: float = 0.0
+    max_area: float = 1.0
+    region: tuple[Point, ...] = ()
+
+    def accepts(self, detection: Detection, image_size: tuple[int, int]) -> bool:
+        """Whether a detection passes every rule."""
+        if not self.score_ok(detection.label, detection.score):
+            return False
+        width, height = image_size
+        frame_area = float(width * height) or 1.0
+        share = detection.box.area / frame_area
+        if not self.min_area <= share <= self.max_area:
+            return False
+        if self.region:
+            # The bottom centre is where an object stands: a person "in the driveway" is one
+            # whose feet are in it, whatever their head overlaps.
+            box = detection.box
+            foot = ((box.xmin + box.xmax) / 2 / width, box.ymax / height)
+            return point_in_polygon(foot, self.region)
+        return True
+
+    def score_ok(self, label: str, score: float) -> bool:
+        """Whether a label is watched and its score reaches the label's minimum."""
+        if self.scores:
+            min_score = self.scores.get(label)
+            return min_score is not None and score >= min_score
+        return score >= self.default_score
+
+    def apply(
+        self, detections: Iterable[Detection], image_size: tuple[int, int]
+    ) -> tuple[Detection, ...]:
+        """The detections that pass, in their order."""
+        return tuple(d for d in detections if self.accepts(d, image_size))
+
+
+def point_in_polygon(point: Point, polygon: Sequence[Point]) -> bool:
+    """Ray casting; a point on the bottom or right edge of an axis-aligned polygon counts as inside."""
+    x, y = point
+    inside = False
+    count = len(polygon)
+    for i in range(count):
+        x1, y1 = polygon[i]
+        x2, y2 = polygon[(i + 1) % count]
+        if _on_segment(point, (x1, y1), (x2, y2)):
+            return True
+        if (y1 > y) != (y2 > y):
+            cross_x = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+            if x < cross_x:
+                inside = not inside
+    return inside
+
+
+def _on_segment(p: Point, a: Point, b: Point, eps: float = 1e-9) -> bool:
+    """Whether p lies on the segment from a to b."""
+    cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+    if abs(cross) > eps:
+        return False
+    return (
+        min(a[0], b[0]) - eps <= p[0] <= max(a[0], b[0]) + eps
+        and min(a[1], b[1]) - eps <= p[1] <= max(a[1], b[1]) + eps
+    )
+
+
+def parse_region(text: str) -> tuple[Point, ...]:
+    """Parse "x1,y1; x2,y2; x3,y3 ..." (normalized 0..1); empty text is no region."""
+    text = text.strip()
+    if not text:
+        return ()
+    points: list[Point] = []
+    for part in text.replace("\n", ";").split(";"):
+        if not part.strip():
+            continue
+        try:
+            x_text, y_text = part.split(",")
+            point = (float(x_text), float(y_text))
+        except ValueError as err:
+            raise ValueError(f"'{part.strip()}' is not a point 'x,y'") from err
+        if not all(0.0 <= v <= 1.0 for v in point):
+            raise ValueError(f"'{part.strip()}' is outside 0..1")
+        points.append(point)
+    if len(points) < 3:
+        raise ValueError("a region needs at least three points")
+    return tuple(points)
+
+
+def format_region(region: Sequence[Point]) -> str:
+    """The text form parse_region reads."""
+    return "; ".join(f"{x:g},{y:g}" for x, y in region)

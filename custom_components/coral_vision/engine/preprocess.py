@@ -1,0 +1,124 @@
+"""Turn encoded image bytes into the input tensor a model takes."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps
+
+from .errors import ImageError
+from .models import InputSpec
+from .results import BBox
+
+ResizeMode = Literal["stretch", "letterbox"]
+
+# Pillow's own default; used when something in the process switched Pillow's guard off.
+_DEFAULT_MAX_PIXELS = 89_478_485
+# EXIF orientations 5..8 swap width and height.
+_TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A model-ready tensor and how its coordinates map back to the source image."""
+
+    tensor: npt.NDArray[Any]
+    image_size: tuple[int, int]
+    # The part of the model input the image covers, normalized (xmin, ymin, xmax, ymax);
+    # the rest is letterbox padding.
+    content: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    resize: ResizeMode = "stretch"
+
+    def to_source(self, box: BBox) -> BBox:
+        """Map a box in normalized model-input coordinates to source pixels, clipped."""
+        x0, y0, x1, y1 = self.content
+        width, height = self.image_size
+        sx, sy = width / (x1 - x0), height / (y1 - y0)
+        return BBox(
+            (box.xmin - x0) * sx, (box.ymin - y0) * sy, (box.xmax - x0) * sx, (box.ymax - y0) * sy
+        ).clip(width, height)
+
+
+def decode_image(data: bytes, target: tuple[int, int] | None = None) -> Image.Image:
+    """Decode to RGB, upright per EXIF; JPEGs bigger than target decode at a reduced scale."""
+    return _decode(data, target)[0]
+
+
+def prepare_frame(data: bytes, spec: InputSpec, *, resize: ResizeMode = "stretch") -> PreparedFrame:
+    """Build the model input for an encoded image (pure; safe to run in a thread pool)."""
+    image, source_size = _decode(data, (spec.width, spec.height))
+    if spec.channels == 1:
+        image = image.convert("L")
+    content = (0.0, 0.0, 1.0, 1.0)
+    if resize == "letterbox":
+        image, content = _letterbox(image, spec.width, spec.height)
+    else:
+        image = image.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
+    pixels = np.asarray(image, dtype=np.uint8).reshape(spec.height, spec.width, spec.channels)
+    tensor = np.ascontiguousarray(_quantize(pixels, spec)[np.newaxis])
+    return PreparedFrame(tensor=tensor, image_size=source_size, content=content, resize=resize)
+
+
+def _decode(data: bytes, target: tuple[int, int] | None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode to RGB and report the source size after EXIF orientation."""
+    if not data:
+        raise ImageError("the image is empty (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        limit = Image.MAX_IMAGE_PIXELS or _DEFAULT_MAX_PIXELS
+        if width * height > limit:
+            raise ImageError(
+                f"the image is too large: {width}x{height} pixels exceeds {limit} "
+                "(decompression bomb guard)"
+            )
+        transposed = image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSING_ORIENTATIONS
+        if transposed:
+            width, height = height, width
+        if target is not None and image.format == "JPEG":
+            draft = (target[1], target[0]) if transposed else target
+            image.draft("RGB", draft)
+        image.load()
+        upright = ImageOps.exif_transpose(image) or image
+        rgb = upright.convert("RGB")
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"the image is too large (decompression bomb guard): {err}") from err
+    except Exception as err:
+        # Corrupt files make Pillow's plugins raise almost anything; all of it means "bad image".
+        raise ImageError(f"cannot decode the image: {type(err).__name__}: {err}") from err
+    return rgb, (width, height)
+
+
+def _letterbox(
+    image: Image.Image, width: int, height: int
+) -> tuple[Image.Image, tuple[float, float, float, float]]:
+    """Scale the image to fit, centred on black bars; also return the region it covers."""
+    scale = min(width / image.width, height / image.height)
+    inner = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    canvas = Image.new(image.mode, (width, height))
+    left, top = (width - inner[0]) // 2, (height - inner[1]) // 2
+    canvas.paste(image.resize(inner, Image.Resampling.BILINEAR), (left, top))
+    content = (left / width, top / height, (left + inner[0]) / width, (top + inner[1]) / height)
+    return canvas, content
+
+
+def _quantize(pixels: npt.NDArray[np.uint8], spec: InputSpec) -> npt.NDArray[Any]:
+    """Pixels 0..255 as the model's input type, taking real input values to be in [-1, 1]."""
+    if spec.dtype == np.float32:
+        return (pixels.astype(np.float32) - np.float32(127.5)) / np.float32(127.5)
+    info = np.iinfo(spec.dtype)
+    if not spec.scale:
+        # Unquantized integer input wants raw pixels (shifted into range for int8).
+        return (pixels.astype(np.int16) + info.min).astype(spec.dtype)
+    # A lookup table keeps this one pass over the pixels whatever the quantization.
+    real = (np.arange(256, dtype=np.float64) - 128.0) / 128.0
+    table = np.clip(np.round(real / spec.scale + spec.zero_point), info.min, info.max)
+    quantized: npt.NDArray[Any] = table.astype(spec.dtype)[pixels]
+    return quantized

@@ -1,0 +1,227 @@
+"""The models folder: a JSON manifest of what was fetched, listing, and removing unused files.
+
+Functions here touch the disk and block: call them from an executor inside Home Assistant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import ModelError
+
+# A file (absolute, or relative to the models folder) -> names of the users referencing it.
+type References = Mapping[Path, Iterable[str]] | Mapping[str, Iterable[str]]
+
+MANIFEST_NAME = "manifest.json"
+PART_SUFFIX = ".part"
+
+# Leftover partial files older than this belong to a download that died with its process.
+_STALE_PART_SECONDS = 3600
+
+# One writer at a time: downloads for several entries may finish together.
+_manifest_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """What the manifest remembers of a fetched file; its sha256 is trusted from then on."""
+
+    path: str
+    sha256: str
+    size: int
+    source: str
+    variant: str
+    entry: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredModel:
+    """A file in the models folder, as shown to the user."""
+
+    path: str
+    size: int
+    sha256: str | None
+    variant: str | None
+    source: str | None
+    entry: str | None
+    used_by: tuple[str, ...]
+
+    @property
+    def in_use(self) -> bool:
+        """Whether a configured model references the file."""
+        return bool(self.used_by)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form."""
+        return {**asdict(self), "used_by": list(self.used_by), "in_use": self.in_use}
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(models_dir: Path) -> dict[str, FileRecord]:
+    """The manifest's records by relative path; an absent or damaged manifest is empty."""
+    try:
+        document = json.loads((models_dir / MANIFEST_NAME).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = document.get("files") if isinstance(document, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    records = {}
+    for path, raw in files.items():
+        try:
+            records[path] = FileRecord(
+                path=path,
+                sha256=str(raw["sha256"]),
+                size=int(raw["size"]),
+                source=str(raw.get("source", "")),
+                variant=str(raw.get("variant", "")),
+                entry=raw.get("entry"),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue  # a hand-edited record we cannot trust is treated as unknown
+    return records
+
+
+def record_files(models_dir: Path, records: Iterable[FileRecord]) -> None:
+    """Add or replace manifest records."""
+    with _manifest_lock:
+        current = read_manifest(models_dir)
+        for record in records:
+            current[record.path] = record
+        _write_manifest(models_dir, current)
+
+
+def forget_files(models_dir: Path, paths: Iterable[str]) -> None:
+    """Drop manifest records."""
+    with _manifest_lock:
+        current = read_manifest(models_dir)
+        for path in paths:
+            current.pop(path, None)
+        _write_manifest(models_dir, current)
+
+
+def _write_manifest(models_dir: Path, records: Mapping[str, FileRecord]) -> None:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        path: {k: v for k, v in asdict(record).items() if k != "path"}
+        for path, record in sorted(records.items())
+    }
+    text = json.dumps({"version": 1, "files": files}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=models_dir, prefix=f".{MANIFEST_NAME}.", suffix=PART_SUFFIX)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, models_dir / MANIFEST_NAME)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def relative_path(models_dir: Path, path: Path | str) -> str:
+    """A path inside the models folder as the manifest keys it ("a/b.tflite")."""
+    candidate = Path(path)
+    if not candidate.is_absolute():
+        candidate = models_dir / candidate
+    try:
+        relative = candidate.resolve().relative_to(models_dir.resolve())
+    except ValueError as err:
+        raise ModelError(f"{path} is not inside the models folder {models_dir}") from err
+    if not relative.parts:
+        raise ModelError(f"{path} is the models folder itself")
+    return PurePosixPath(*relative.parts).as_posix()
+
+
+def _is_listed(relative: PurePosixPath) -> bool:
+    name = relative.name
+    return name != MANIFEST_NAME and not name.startswith(".") and not name.endswith(PART_SUFFIX)
+
+
+def list_models(models_dir: Path, references: References | None = None) -> list[StoredModel]:
+    """Every file in the models folder with what the manifest knows and who uses it."""
+    used: dict[str, set[str]] = {}
+    for path, users in (references or {}).items():
+        with contextlib.suppress(ModelError):
+            used.setdefault(relative_path(models_dir, path), set()).update(users)
+    manifest = read_manifest(models_dir)
+    result: list[StoredModel] = []
+    if not models_dir.is_dir():
+        return result
+    for file in sorted(models_dir.rglob("*")):
+        relative = PurePosixPath(*file.relative_to(models_dir).parts)
+        if not file.is_file() or not _is_listed(relative):
+            continue
+        key = relative.as_posix()
+        record = manifest.get(key)
+        result.append(
+            StoredModel(
+                path=key,
+                size=file.stat().st_size,
+                sha256=record.sha256 if record else None,
+                variant=record.variant if record else None,
+                source=record.source if record else None,
+                entry=record.entry if record else None,
+                used_by=tuple(sorted(used.get(key, ()))),
+            )
+        )
+    return result
+
+
+def remove_model(models_dir: Path, path: Path | str) -> str:
+    """Delete one file of the models folder and forget it; returns its relative path."""
+    key = relative_path(models_dir, path)
+    if key == MANIFEST_NAME:
+        raise ModelError("the manifest is not a model")
+    with contextlib.suppress(FileNotFoundError):
+        (models_dir / key).unlink()
+    forget_files(models_dir, [key])
+    _prune_empty_dirs(models_dir, (models_dir / key).parent)
+    return key
+
+
+def remove_unused(models_dir: Path, references: References | None = None) -> list[str]:
+    """Delete every listed file no user references, and stale partial downloads."""
+    removed = [
+        remove_model(models_dir, stored.path)
+        for stored in list_models(models_dir, references)
+        if not stored.in_use
+    ]
+    _remove_stale_parts(models_dir)
+    return removed
+
+
+def _remove_stale_parts(models_dir: Path) -> None:
+    cutoff = time.time() - _STALE_PART_SECONDS
+    for part in models_dir.rglob(f"*{PART_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+
+
+def _prune_empty_dirs(models_dir: Path, folder: Path) -> None:
+    root = models_dir.resolve()
+    current = folder.resolve()
+    while current != root and root in current.parents:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        current = current.parent

@@ -1,0 +1,47 @@
+"""An event entity per camera whose event types are its watched labels."""
+
+from __future__ import annotations
+
+from homeassistant.components.event import EventEntity
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .accelerator import CoralVisionConfigEntry
+from .entity import CameraEntity
+from .processor import CameraProcessor
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: CoralVisionConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add one event entity per camera."""
+    for subentry_id, processor in entry.runtime_data.processors.items():
+        if processor.settings.labels:
+            async_add_entities([DetectionEvent(processor)], config_subentry_id=subentry_id)
+
+
+class DetectionEvent(CameraEntity, EventEntity):
+    """Fires when a watched object newly appears."""
+
+    _attr_translation_key = "detection"
+
+    def __init__(self, processor: CameraProcessor) -> None:
+        """Bind to the camera; its watched labels are the event types."""
+        super().__init__(processor, "detection")
+        self._attr_event_types = list(processor.settings.labels)
+
+    def _async_frame_processed(self) -> None:
+        """Trigger once per new object."""
+        state = self.processor.state
+        for detection in state.new:
+            self._trigger_event(
+                detection.label,
+                {
+                    "score": round(detection.score, 3),
+                    "box": detection.box.as_list(),
+                    "snapshot": state.snapshot,
+                },
+            )
+        self.async_write_ha_state()

@@ -1,0 +1,42 @@
+"""An image entity per camera showing the last frame with matches, boxes drawn."""
+
+from __future__ import annotations
+
+from homeassistant.components.image import ImageEntity
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .accelerator import CoralVisionConfigEntry
+from .entity import CameraEntity
+from .processor import CameraProcessor
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: CoralVisionConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add one image entity per camera."""
+    for subentry_id, processor in entry.runtime_data.processors.items():
+        async_add_entities([LastDetectionImage(hass, processor)], config_subentry_id=subentry_id)
+
+
+class LastDetectionImage(CameraEntity, ImageEntity):
+    """The last annotated frame."""
+
+    _attr_translation_key = "last_detection"
+    _attr_content_type = "image/jpeg"
+
+    def __init__(self, hass: HomeAssistant, processor: CameraProcessor) -> None:
+        """Bind to the camera."""
+        CameraEntity.__init__(self, processor, "last_detection")
+        ImageEntity.__init__(self, hass)
+
+    def _async_frame_processed(self) -> None:
+        """Move the image's timestamp when a new annotated frame exists."""
+        self._attr_image_last_updated = self.processor.state.annotated_time
+        self.async_write_ha_state()
+
+    async def async_image(self) -> bytes | None:
+        """The annotated JPEG."""
+        return self.processor.state.annotated

@@ -1,0 +1,339 @@
+"""One camera's pipeline: frame → accelerator → filters → confirmation → entities and events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from homeassistant.components import camera
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
+from homeassistant.util import dt as dt_util
+
+from .accelerator import Accelerator
+from .const import (
+    CONF_CAMERA,
+    CONF_CONFIRM_FRAMES,
+    CONF_CONFIRM_WINDOW,
+    CONF_LABELS,
+    CONF_MAX_AREA,
+    CONF_MIN_AREA,
+    CONF_MIN_SCORE,
+    CONF_OFF_DELAY,
+    CONF_REGION,
+    CONF_SAVE_SNAPSHOTS,
+    CONF_SCAN_INTERVAL,
+    CONF_SCORES,
+    DOMAIN,
+    EVENT_CLEARED,
+    EVENT_DETECTED,
+    LOGGER,
+)
+from .engine.annotate import annotate
+from .engine.errors import CoralVisionError, ExecutorClosedError, FrameSupersededError
+from .engine.filters import ObjectFilter, parse_region
+from .engine.results import BBox, Detection, FrameResult, Task
+from .engine.tracking import ObjectTracker
+
+SNAPSHOTS_KEPT = 200
+CAMERA_TIMEOUT = 10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CameraSettings:
+    """A camera subentry's options, parsed once."""
+
+    camera_entity: str
+    labels: tuple[str, ...]
+    object_filter: ObjectFilter
+    scan_interval: float
+    confirm_frames: int
+    confirm_window: int
+    off_delay: float
+    save_snapshots: bool
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> CameraSettings:
+        """Read a subentry's data (areas are stored in percent of the frame)."""
+        labels = tuple(data.get(CONF_LABELS, ()))
+        default = float(data.get(CONF_MIN_SCORE, 0.5))
+        scores = {label: float(data.get(CONF_SCORES, {}).get(label, default)) for label in labels}
+        return cls(
+            camera_entity=data[CONF_CAMERA],
+            labels=labels,
+            object_filter=ObjectFilter(
+                scores=scores,
+                default_score=default,
+                min_area=float(data.get(CONF_MIN_AREA, 0)) / 100,
+                max_area=float(data.get(CONF_MAX_AREA, 100)) / 100,
+                region=parse_region(data.get(CONF_REGION, "")),
+            ),
+            scan_interval=float(data.get(CONF_SCAN_INTERVAL, 5)),
+            confirm_frames=int(data.get(CONF_CONFIRM_FRAMES, 1)),
+            confirm_window=int(data.get(CONF_CONFIRM_WINDOW, 1)),
+            off_delay=float(data.get(CONF_OFF_DELAY, 10)),
+            save_snapshots=bool(data.get(CONF_SAVE_SNAPSHOTS, False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CameraState:
+    """What the entities show: the last frame's confirmed objects and when things happened."""
+
+    task: Task
+    matches: tuple[Detection, ...] = ()
+    active_labels: frozenset[str] = frozenset()
+    frame_time: datetime | None = None
+    process_time_ms: float | None = None
+    last_detection: datetime | None = None
+    top_class: str | None = None
+    annotated: bytes | None = None
+    annotated_time: datetime | None = None
+    snapshot: str | None = None
+    new: tuple[Detection, ...] = field(default=())
+
+
+class CameraProcessor:
+    """Feeds one camera to its accelerator and keeps the result for the camera's entities."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        accelerator: Accelerator,
+        subentry_id: str,
+        title: str,
+        settings: CameraSettings,
+    ) -> None:
+        """Prepare the pipeline; nothing runs until async_start."""
+        self.hass = hass
+        self.accelerator = accelerator
+        self.subentry_id = subentry_id
+        self.title = title
+        self.settings = settings
+        self.tracker = ObjectTracker(
+            confirm_frames=settings.confirm_frames,
+            confirm_window=settings.confirm_window,
+            off_delay=settings.off_delay,
+        )
+        self.state = CameraState(task=accelerator.model.task)
+        self.image_entity_id: str | None = None
+        self.device_id: str | None = None
+        self.camera_ok = True
+        self._engine_error: str | None = None
+        self._busy = False
+        self._listeners: list[Callable[[], None]] = []
+        self._unsubs: list[CALLBACK_TYPE] = []
+        self._expiry: CALLBACK_TYPE | None = None
+
+    @property
+    def source_id(self) -> str:
+        """The key frames of this camera are coalesced under."""
+        return f"{self.subentry_id}:{self.settings.camera_entity}"
+
+    @property
+    def available(self) -> bool:
+        """Whether the camera answers and the accelerator has a backend."""
+        return self.camera_ok and self.accelerator.backend is not None
+
+    @callback
+    def async_start(self) -> None:
+        """Start the scan timer (none when the interval is 0: scans only on demand)."""
+        if self.settings.scan_interval > 0:
+            self._unsubs.append(
+                async_track_time_interval(
+                    self.hass,
+                    self._async_tick,
+                    timedelta(seconds=self.settings.scan_interval),
+                    name=f"coral_vision scan {self.settings.camera_entity}",
+                    cancel_on_shutdown=True,
+                )
+            )
+        self._unsubs.append(self.accelerator.async_add_listener(self._async_notify))
+
+    @callback
+    def async_stop(self) -> None:
+        """Stop timers and listeners."""
+        for unsub in self._unsubs:
+            unsub()
+        self._unsubs.clear()
+        if self._expiry is not None:
+            self._expiry()
+            self._expiry = None
+
+    @callback
+    def async_add_listener(self, update: Callable[[], None]) -> Callable[[], None]:
+        """Call `update` after every processed frame; return the remover."""
+        self._listeners.append(update)
+        return lambda: self._listeners.remove(update)
+
+    async def _async_tick(self, _now: datetime) -> None:
+        """Process a frame on the timer, unless the last one is still running."""
+        if not self._busy:
+            await self.async_process()
+
+    async def async_process(self) -> None:
+        """Fetch a frame, run it and publish what it shows."""
+        self._busy = True
+        try:
+            image = await self._async_fetch()
+            if image is None:
+                return
+            try:
+                result = await self.accelerator.executor.run(self.source_id, image)
+            except (FrameSupersededError, ExecutorClosedError):
+                return
+            except CoralVisionError as err:
+                self._set_engine_error(str(err))
+                return
+            self._set_engine_error(None)
+            await self._async_publish(image, result)
+        finally:
+            self._busy = False
+
+    async def _async_fetch(self) -> bytes | None:
+        """The camera's current frame; None (and unavailable, logged once) when it fails."""
+        try:
+            image = await camera.async_get_image(
+                self.hass, self.settings.camera_entity, timeout=CAMERA_TIMEOUT
+            )
+        except HomeAssistantError as err:
+            if self.camera_ok:
+                LOGGER.warning("Camera %s is unavailable: %s", self.settings.camera_entity, err)
+                self.camera_ok = False
+                self._async_notify()
+            return None
+        if not self.camera_ok:
+            LOGGER.info("Camera %s is available again", self.settings.camera_entity)
+            self.camera_ok = True
+        return image.content
+
+    def _set_engine_error(self, error: str | None) -> None:
+        """Log an engine error once when it starts and once when it ends."""
+        if error is not None and self._engine_error is None:
+            LOGGER.warning("Frames of %s fail: %s", self.settings.camera_entity, error)
+        elif error is None and self._engine_error is not None:
+            LOGGER.info("Frames of %s run again", self.settings.camera_entity)
+        self._engine_error = error
+
+    def matching(self, result: FrameResult) -> tuple[Detection, ...]:
+        """The frame's objects that pass this camera's filters (classes as whole-frame objects)."""
+        if result.task == "detection":
+            return self.settings.object_filter.apply(result.detections, result.image_size)
+        width, height = result.image_size
+        frame = BBox(0, 0, width, height)
+        return tuple(
+            Detection(c.label, c.id, c.score, frame)
+            for c in result.classes
+            if self.settings.object_filter.score_ok(c.label, c.score)
+        )
+
+    async def _async_publish(self, image: bytes, result: FrameResult) -> None:
+        """Confirm, fire events, save snapshots, and tell the entities."""
+        now = dt_util.utcnow()
+        update = self.tracker.update(self.matching(result), time.monotonic())
+        state = replace(
+            self.state,
+            task=result.task,
+            matches=update.confirmed,
+            active_labels=update.active_labels,
+            frame_time=now,
+            process_time_ms=round(result.preprocess_ms + result.inference_ms, 1),
+            top_class=result.classes[0].label if result.classes else None,
+            new=update.new,
+        )
+        if update.confirmed:
+            annotated = await self.hass.async_add_executor_job(annotate, image, update.confirmed)
+            state = replace(state, annotated=annotated, annotated_time=now, last_detection=now)
+            if update.new and self.settings.save_snapshots:
+                path = await self.hass.async_add_executor_job(self._save_snapshot, annotated, now)
+                state = replace(state, snapshot=str(path))
+        self.state = state
+        for detection in update.new:
+            self._fire_detected(detection, result, now, state.snapshot if update.new else None)
+        for label in update.cleared_labels:
+            self._fire_cleared(label)
+        self._schedule_expiry()
+        self._async_notify()
+
+    def _fire_detected(
+        self, detection: Detection, result: FrameResult, now: datetime, snapshot: str | None
+    ) -> None:
+        """Fire coral_vision_detected for an object that newly passed the filters."""
+        width, height = result.image_size
+        self.hass.bus.async_fire(
+            EVENT_DETECTED,
+            {
+                "entity_id": self.image_entity_id,
+                "device_id": self.device_id,
+                "camera_entity": self.settings.camera_entity,
+                "label": detection.label,
+                "score": round(detection.score, 3),
+                "box": detection.box.as_list(),
+                "area": round(detection.box.area / float(width * height or 1), 4),
+                "frame_time": now.isoformat(),
+                "snapshot": snapshot,
+            },
+        )
+
+    def _fire_cleared(self, label: str) -> None:
+        """Fire coral_vision_cleared when a label is no longer seen after its off-delay."""
+        self.hass.bus.async_fire(
+            EVENT_CLEARED,
+            {
+                "entity_id": self.image_entity_id,
+                "device_id": self.device_id,
+                "camera_entity": self.settings.camera_entity,
+                "label": label,
+            },
+        )
+
+    def _schedule_expiry(self) -> None:
+        """Re-check active labels when the earliest off-delay runs out."""
+        if self._expiry is not None:
+            self._expiry()
+            self._expiry = None
+        due = self.tracker.next_expiry()
+        if due is None:
+            return
+        self._expiry = async_call_later(
+            self.hass, max(0.0, due - time.monotonic()) + 0.05, self._async_expire
+        )
+
+    @callback
+    def _async_expire(self, _now: datetime) -> None:
+        """Clear labels whose off-delay ran out between frames."""
+        self._expiry = None
+        cleared = self.tracker.expire(time.monotonic())
+        if cleared:
+            self.state = replace(
+                self.state, active_labels=self.tracker.active_labels(time.monotonic())
+            )
+            for label in cleared:
+                self._fire_cleared(label)
+            self._async_notify()
+        self._schedule_expiry()
+
+    def _save_snapshot(self, jpeg: bytes, now: datetime) -> Path:
+        """Write an annotated frame under <config>/coral_vision/snapshots/<camera>/, keep the newest."""
+        folder = Path(
+            self.hass.config.path(
+                DOMAIN, "snapshots", self.settings.camera_entity.replace(".", "_")
+            )
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{now.strftime('%Y%m%d-%H%M%S-%f')}.jpg"
+        path.write_bytes(jpeg)
+        for old in sorted(folder.glob("*.jpg"))[:-SNAPSHOTS_KEPT]:
+            old.unlink(missing_ok=True)
+        return path
+
+    @callback
+    def _async_notify(self) -> None:
+        """Tell the entities to write their state."""
+        for update in list(self._listeners):
+            update()

@@ -1,0 +1,146 @@
+"""Actions: coral_vision.detect and coral_vision.classify, on a camera or an image file."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.components import camera
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_ENTITY_ID
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+
+from .accelerator import Accelerator, CoralVisionConfigEntry
+from .const import DOMAIN
+from .engine.errors import CoralVisionError, ImageError
+from .engine.results import FrameResult, Task
+
+SERVICE_DETECT = "detect"
+SERVICE_CLASSIFY = "classify"
+ATTR_FILE = "file"
+ATTR_CONFIG_ENTRY = "config_entry_id"
+ATTR_MIN_SCORE = "min_score"
+ATTR_TOP_K = "top_k"
+
+SCHEMA = vol.Schema(
+    {
+        vol.Exclusive(CONF_ENTITY_ID, "target"): cv.entity_domain("camera"),
+        vol.Exclusive(ATTR_FILE, "target"): cv.string,
+        vol.Optional(ATTR_CONFIG_ENTRY): cv.string,
+        vol.Optional(ATTR_MIN_SCORE, default=0.5): vol.All(vol.Coerce(float), vol.Range(0, 1)),
+        vol.Optional(ATTR_TOP_K, default=10): vol.All(vol.Coerce(int), vol.Range(1, 100)),
+    }
+)
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the actions."""
+    tasks: tuple[tuple[str, Task], ...] = (
+        (SERVICE_DETECT, "detection"),
+        (SERVICE_CLASSIFY, "classification"),
+    )
+    for name, task in tasks:
+
+        async def handle(call: ServiceCall, task: Task = task) -> ServiceResponse:
+            return await _async_run(hass, call, task)
+
+        hass.services.async_register(
+            DOMAIN, name, handle, schema=SCHEMA, supports_response=SupportsResponse.ONLY
+        )
+
+
+def _error(key: str, **placeholders: str) -> ServiceValidationError:
+    """A translated validation error."""
+    return ServiceValidationError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
+def _accelerator(hass: HomeAssistant, entry_id: str | None, task: Task) -> Accelerator:
+    """The chosen loaded accelerator, or the first whose model does the task."""
+    entries: list[CoralVisionConfigEntry] = [
+        e for e in hass.config_entries.async_entries(DOMAIN) if e.state is ConfigEntryState.LOADED
+    ]
+    if entry_id is not None:
+        chosen = [e for e in entries if e.entry_id == entry_id]
+        if not chosen:
+            raise _error("accelerator_not_loaded", entry_id=entry_id)
+        if chosen[0].runtime_data.model.task != task:
+            raise _error("wrong_task", task=task, model=chosen[0].runtime_data.model.name)
+        return chosen[0].runtime_data
+    for entry in entries:
+        if entry.runtime_data.model.task == task:
+            return entry.runtime_data
+    raise _error("no_accelerator", task=task)
+
+
+async def _async_image(hass: HomeAssistant, call: ServiceCall) -> tuple[str, bytes]:
+    """The image the call names: a camera's frame or an allowed file."""
+    if entity_id := call.data.get(CONF_ENTITY_ID):
+        try:
+            image = await camera.async_get_image(hass, entity_id, timeout=10)
+        except HomeAssistantError as err:
+            raise _error("camera_unavailable", entity_id=entity_id, error=str(err)) from err
+        return entity_id, image.content
+    if file := call.data.get(ATTR_FILE):
+        path = Path(file)
+        if not path.is_absolute():
+            path = Path(hass.config.path(file))
+        if not hass.config.is_allowed_path(str(path)):
+            raise _error("file_not_allowed", file=str(path))
+        try:
+            return str(path), await hass.async_add_executor_job(path.read_bytes)
+        except OSError as err:
+            raise _error("file_unreadable", file=str(path), error=str(err)) from err
+    raise _error("no_target")
+
+
+async def _async_run(hass: HomeAssistant, call: ServiceCall, task: Task) -> ServiceResponse:
+    """Run one image and return the results above the minimum score."""
+    accelerator = _accelerator(hass, call.data.get(ATTR_CONFIG_ENTRY), task)
+    source, image = await _async_image(hass, call)
+    try:
+        result = await accelerator.executor.run(f"action:{uuid.uuid4().hex}", image)
+    except ImageError as err:
+        raise _error("image_invalid", source=source, error=str(err)) from err
+    except CoralVisionError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="inference_failed",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    return _response(source, result, call.data[ATTR_MIN_SCORE], call.data[ATTR_TOP_K])
+
+
+def _response(source: str, result: FrameResult, min_score: float, top_k: int) -> dict[str, Any]:
+    """The action's response data."""
+    response: dict[str, Any] = {
+        "source": source,
+        "image_size": list(result.image_size),
+        "backend": result.backend,
+        "inference_ms": round(result.inference_ms, 2),
+    }
+    if result.task == "detection":
+        response["detections"] = [
+            {"label": d.label, "id": d.id, "score": round(d.score, 3), "box": d.box.as_list()}
+            for d in result.detections
+            if d.score >= min_score
+        ][:top_k]
+    else:
+        response["classes"] = [
+            {"label": c.label, "id": c.id, "score": round(c.score, 3)}
+            for c in result.classes
+            if c.score >= min_score
+        ][:top_k]
+    return response

@@ -1,0 +1,183 @@
+"""Stand-ins for what this machine cannot have: libedgetpu, an Edge TPU, and its sysfs entries.
+
+``FakeEdgeTpu`` plays libedgetpu plus one accelerator. ``fake.runtime()`` returns a real
+``Runtime`` whose ``load_delegate`` hands out a ``FakeDelegate`` (or raises the configured
+``load_error``, e.g. ``OSError`` for "library missing" or ``ValueError`` for "no device") and
+whose ``interpreter_factory``, when given that delegate, builds a REAL CPU interpreter: of the
+model itself, or of ``cpu_twin`` when the model is compiled for the Edge TPU (the CPU cannot run
+``edgetpu-custom-op``). Without the fake delegate it builds the plain real interpreter.
+
+The interpreters it builds with the delegate run real inference, but the test can:
+
+- ``fake.unplug()``: every later ``invoke()`` raises ``RuntimeError`` like libedgetpu does when
+  the USB accelerator disappears mid-stream (``fake.replug()`` undoes it);
+- ``fake.hang()``: every later ``invoke()`` blocks until ``fake.release()`` (or until
+  ``hang_timeout`` seconds pass, then raises ``RuntimeError`` so a buggy test cannot hang
+  forever); ``fake.blocked`` is set once an invoke is stuck, so a test can wait for that.
+
+Counters (``load_calls``, ``invokes``, ``interpreters``) let tests assert what happened.
+
+``make_usb_tpu`` and ``make_pci_tpu`` write fake sysfs/dev trees for ``list_edge_tpus``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from custom_components.coral_vision.engine.models import is_edgetpu_model
+from custom_components.coral_vision.engine.runtime import Runtime, load_runtime
+
+USB_BEFORE_FIRMWARE = ("1a6e", "089a")
+USB_AFTER_FIRMWARE = ("18d1", "9302")
+
+
+class FakeDelegate:
+    """What load_delegate returns: remembers the library and options it was loaded with."""
+
+    def __init__(self, library: str, options: dict[str, Any]) -> None:
+        self.library = library
+        self.options = options
+
+
+class FakeEdgeTpu:
+    """libedgetpu and one Edge TPU, backed by real CPU interpreters (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        cpu_twin: bytes | None = None,
+        load_error: BaseException | None = None,
+        hang_timeout: float = 30.0,
+    ) -> None:
+        self.cpu_twin = cpu_twin
+        self.load_error = load_error
+        self.hang_timeout = hang_timeout
+        self.load_calls: list[tuple[str, dict[str, Any]]] = []
+        self.invokes = 0
+        self.interpreters = 0
+        self.invoke_error: BaseException | None = None
+        self.blocked = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._lock = threading.Lock()
+
+    def runtime(self) -> Runtime:
+        """A Runtime wired to this fake, on top of the real installed interpreter."""
+        real = load_runtime()
+        return Runtime(
+            name=real.name,
+            interpreter_factory=lambda **kwargs: self._interpreter(real, **kwargs),
+            load_delegate=self._load_delegate,
+        )
+
+    def unplug(self, error: BaseException | None = None) -> None:
+        """Make every later invoke fail like a TPU pulled out of its port."""
+        self.invoke_error = error or RuntimeError(
+            "Failed to invoke the Edge TPU: USB transfer error 2 [LibUsbDataOutCallback]"
+        )
+
+    def replug(self) -> None:
+        """Undo unplug()."""
+        self.invoke_error = None
+
+    def hang(self) -> None:
+        """Make every later invoke block until release()."""
+        self.blocked.clear()
+        self._running.clear()
+
+    def release(self) -> None:
+        """Let blocked and later invokes run again."""
+        self._running.set()
+
+    def _load_delegate(self, library: str, options: dict[str, Any] | None = None) -> FakeDelegate:
+        self.load_calls.append((library, dict(options or {})))
+        if self.load_error is not None:
+            raise self.load_error
+        return FakeDelegate(library, dict(options or {}))
+
+    def _interpreter(
+        self,
+        real: Runtime,
+        *,
+        model_content: bytes,
+        experimental_delegates: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        delegates = list(experimental_delegates or [])
+        on_tpu = any(isinstance(d, FakeDelegate) for d in delegates)
+        others = [d for d in delegates if not isinstance(d, FakeDelegate)]
+        indices: dict[int, int] = {}
+        if on_tpu and is_edgetpu_model(model_content):
+            if self.cpu_twin is None:
+                raise ValueError("FakeEdgeTpu needs cpu_twin to run an *_edgetpu.tflite model")
+            # The twin numbers its tensors differently: map the compiled model's input and
+            # output indices (what callers use) onto the twin's, position by position.
+            compiled = real.interpreter_factory(model_content=model_content)
+            twin = real.interpreter_factory(model_content=self.cpu_twin)
+            for getter in ("get_input_details", "get_output_details"):
+                pairs = zip(getattr(compiled, getter)(), getattr(twin, getter)(), strict=True)
+                indices.update({a["index"]: b["index"] for a, b in pairs})
+            model_content = self.cpu_twin
+        interpreter = real.interpreter_factory(
+            model_content=model_content, experimental_delegates=others or None, **kwargs
+        )
+        with self._lock:
+            self.interpreters += 1
+        return _TpuInterpreter(interpreter, self, indices) if on_tpu else interpreter
+
+    def _invoke(self, interpreter: Any) -> None:
+        with self._lock:
+            self.invokes += 1
+        if not self._running.is_set():
+            self.blocked.set()
+            if not self._running.wait(self.hang_timeout):
+                raise RuntimeError("fake Edge TPU: hang_timeout passed without release()")
+        if self.invoke_error is not None:
+            raise self.invoke_error
+        interpreter.invoke()
+
+
+class _TpuInterpreter:
+    """A real interpreter whose invoke() goes through the fake TPU's switches."""
+
+    def __init__(self, interpreter: Any, tpu: FakeEdgeTpu, indices: dict[int, int]) -> None:
+        self._interpreter = interpreter
+        self._tpu = tpu
+        self._indices = indices
+
+    def invoke(self) -> None:
+        self._tpu._invoke(self._interpreter)
+
+    def set_tensor(self, index: int, value: Any) -> None:
+        self._interpreter.set_tensor(self._indices.get(index, index), value)
+
+    def get_tensor(self, index: int) -> Any:
+        return self._interpreter.get_tensor(self._indices.get(index, index))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._interpreter, name)
+
+
+def make_usb_tpu(sys_root: Path, name: str, ids: tuple[str, str] = USB_AFTER_FIRMWARE) -> Path:
+    """Write /sys/bus/usb/devices/<name>/idVendor and idProduct under sys_root."""
+    entry = sys_root / "bus" / "usb" / "devices" / name
+    entry.mkdir(parents=True, exist_ok=True)
+    (entry / "idVendor").write_text(f"{ids[0]}\n")
+    (entry / "idProduct").write_text(f"{ids[1]}\n")
+    return entry
+
+
+def make_pci_tpu(
+    sys_root: Path, dev_root: Path, number: int, millidegrees: str | None = None
+) -> Path:
+    """Create /dev/apex_<number> (and its sysfs temp file when millidegrees is given)."""
+    dev_root.mkdir(parents=True, exist_ok=True)
+    node = dev_root / f"apex_{number}"
+    node.touch()
+    if millidegrees is not None:
+        folder = sys_root / "class" / "apex" / f"apex_{number}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "temp").write_text(f"{millidegrees}\n")
+    return node
