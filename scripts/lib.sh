@@ -71,6 +71,7 @@ in_chroot() {
       PATH=/opt/coral-vision-venv/bin:/usr/local/bin:/usr/bin:/bin \
       CORAL_VISION_SHARED="$shared" CORAL_VISION_MIRROR="${CORAL_VISION_MIRROR:-}" CI="${CI:-}" \
       PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 \
+      SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt UV_NATIVE_TLS=1 \
       bash -c "cd \"\$0\" && exec \"\$@\"" "$PWD" "$@"
   ' _ "$CHROOT" "$parent" "$SHARED" "$@"
 }

@@ -38,6 +38,7 @@ async def token(session: aiohttp.ClientSession) -> str:
     """Create the owner on first start, or log in; return an access token."""
     async with session.get(f"{URL}/api/onboarding") as resp:
         steps = {s["step"]: s["done"] for s in await resp.json()}
+    code = None
     if not steps.get("user"):
         body = {
             "client_id": CLIENT_ID,
@@ -47,9 +48,11 @@ async def token(session: aiohttp.ClientSession) -> str:
             "language": "en",
         }
         async with session.post(f"{URL}/api/onboarding/users", json=body) as resp:
-            resp.raise_for_status()
-            code = (await resp.json())["auth_code"]
-    else:
+            # 403: the owner was created meanwhile (by an earlier run); log in instead.
+            if resp.status != 403:
+                resp.raise_for_status()
+                code = (await resp.json())["auth_code"]
+    if code is None:
         body = {
             "client_id": CLIENT_ID,
             "handler": ["homeassistant", None],
@@ -86,12 +89,16 @@ async def run_flow(
     """Walk a config or subentry flow, answering each form from `answers` by step id."""
     async with session.post(f"{URL}{path}", json={"handler": handler}, headers=headers) as resp:
         result: dict[str, Any] = await resp.json()
-    for _ in range(20):
+    for _ in range(120):
         kind = result.get("type")
         if kind in ("create_entry", "abort"):
             return result
         if kind == "progress":
             await asyncio.sleep(1)
+            async with session.get(f"{URL}{path}/{result['flow_id']}", headers=headers) as resp:
+                result = await resp.json()
+            continue
+        if kind == "progress_done":
             body: dict[str, Any] = {}
         elif kind == "form" and not result.get("errors"):
             body = answers.get(result["step_id"], {})
@@ -116,7 +123,7 @@ async def configure(session: aiohttp.ClientSession, headers: dict[str, str]) -> 
             headers,
             "/api/config/config_entries/flow",
             "coral_vision",
-            {"user": {"device": "cpu"}, "model": {}},
+            {"user": {"device": "cpu"}, "model": {"model": "tf_coco_ssd_mobilenet_v1"}},
         )
         async with session.get(
             f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers
@@ -129,7 +136,15 @@ async def configure(session: aiohttp.ClientSession, headers: dict[str, str]) -> 
             headers,
             "/api/config/config_entries/subentries/flow",
             [entry["entry_id"], "camera"],
-            {"user": {"camera_entity": DEMO_CAMERA}, "labels": {}, "filters": {}},
+            {
+                "user": {
+                    "camera_entity": DEMO_CAMERA,
+                    "labels": ["person", "cat", "bird", "kite", "tie"],
+                    "scan_interval": 4,
+                },
+                "scores": {},
+                "filters": {"off_delay": 10, "save_snapshots": True},
+            },
         )
 
 
