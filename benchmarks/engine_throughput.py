@@ -7,13 +7,16 @@ For each interpreter thread count (--num-threads, default "1,2") it prints:
 - the pipeline: frames/s of the executor fed 1080p JPEGs by 1, 4 and 8 sources (each source an
   asyncio loop awaiting its previous frame), and each as a fraction of the ceiling;
 and, once, the decode+resize time of the 1080p JPEG, naive (full decode) vs DCT-scaled (draft).
-Reads the models and photos in place from ../shared (or $CORAL_VISION_SHARED).
+Measurements are interleaved in --rounds rounds and each figure is its best round, so that load
+from other processes on a shared machine does not decide the ratio. Reads the models and photos
+in place from ../shared (or $CORAL_VISION_SHARED).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import io
 import os
 import statistics
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from custom_components.coral_vision.engine.models import Model
+    from custom_components.coral_vision.engine.results import FrameResult
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("CORAL_VISION_SHARED", REPO.parent / "shared"))
@@ -38,6 +42,7 @@ GOAL = 0.9  # of the ceiling, with 4 sources
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="per measurement (default 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--num-threads", default="1,2", help="interpreter threads to compare")
     args = parser.parse_args()
     threads = [int(t) for t in args.num_threads.split(",")]
@@ -61,19 +66,30 @@ def main() -> int:
     decode_report(data, model.input.width, model.input.height)
     for count in threads:
         print()
-        ceiling = invoke_ceiling(model, data, count, args.seconds)
+        # Rounds interleave the measurements so that load from other processes on this shared
+        # machine hits them alike; each figure is its best round.
+        ceilings: list[float] = []
+        runs: dict[int, list[Run]] = {n: [] for n in SOURCES}
+        share = args.seconds / args.rounds
+        for _ in range(args.rounds):
+            ceilings.append(invoke_ceiling(model, data, count, share))
+            for sources in SOURCES:
+                runs[sources].append(asyncio.run(pipeline(model, data, count, sources, share)))
+        ceiling = max(ceilings)
         print(
             f"num_threads={count}: invoke-only ceiling {ceiling:6.1f} frames/s "
             f"({1000 / ceiling:.1f} ms/frame)"
         )
         for sources in SOURCES:
-            fps, p50, prep = asyncio.run(pipeline(model, data, count, sources, args.seconds))
+            best = max(runs[sources], key=lambda r: r.fps)
             mark = ""
             if sources == 4:
-                mark = "  goal met" if fps / ceiling >= GOAL else f"  below the {GOAL} goal"
+                mark = "  goal met" if best.fps / ceiling >= GOAL else f"  below the {GOAL} goal"
             print(
-                f"  pipeline, {sources} source(s): {fps:6.1f} frames/s = {fps / ceiling:4.2f} "
-                f"of ceiling; invoke p50 {p50:.1f} ms, preprocess {prep:.1f} ms{mark}"
+                f"  pipeline, {sources} source(s): {best.fps:6.1f} frames/s = "
+                f"{best.fps / ceiling:4.2f} of ceiling; invoke p50 {best.p50_ms:.1f} ms, "
+                f"preprocess {best.preprocess_ms:.1f} ms, inference thread busy "
+                f"{best.busy:.0%}{mark}"
             )
     return 0
 
@@ -138,23 +154,32 @@ def invoke_ceiling(model: Model, data: bytes, num_threads: int, seconds: float) 
         backend.close()
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One pipeline measurement."""
+
+    fps: float
+    p50_ms: float
+    preprocess_ms: float
+    busy: float  # share of the time the inference thread spent invoking
+
+
 async def pipeline(
     model: Model, data: bytes, num_threads: int, sources: int, seconds: float
-) -> tuple[float, float, float]:
-    """Frames/s, invoke p50 and mean preprocess ms of the executor fed by `sources` loops."""
+) -> Run:
+    """Measure the executor fed by `sources` loops, each awaiting its previous frame."""
     from custom_components.coral_vision.engine.executor import Executor
 
     executor = Executor(model, num_threads=num_threads, timeout=None)
     try:
         for _ in range(3):
             await executor.run("warm-up", data)
-        done: list[float] = []
+        done: list[FrameResult] = []
         deadline = time.perf_counter() + seconds
 
         async def source(name: str) -> None:
             while time.perf_counter() < deadline:
-                result = await executor.run(name, data)
-                done.append(result.preprocess_ms)
+                done.append(await executor.run(name, data))
 
         started = time.perf_counter()
         await asyncio.gather(*(source(f"camera-{i}") for i in range(sources)))
@@ -162,7 +187,12 @@ async def pipeline(
         stats = executor.stats()
     finally:
         await asyncio.get_running_loop().run_in_executor(None, executor.close)
-    return len(done) / elapsed, stats.inference_p50_ms or 0.0, statistics.mean(done)
+    return Run(
+        fps=len(done) / elapsed,
+        p50_ms=stats.inference_p50_ms or 0.0,
+        preprocess_ms=statistics.mean(r.preprocess_ms for r in done),
+        busy=sum(r.inference_ms for r in done) / 1000 / elapsed,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Home Assistant custom integrations (this repository holds one: coral_vision)."""

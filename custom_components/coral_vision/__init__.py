@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from homeassistant.components.image_processing import DOMAIN as IMAGE_PROCESSING
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
@@ -24,6 +23,7 @@ from .runtime_support import async_ensure_runtime
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+IMAGE_PROCESSING = "image_processing"  # added through its component: it has no entry setup
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.IMAGE, Platform.SENSOR]
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
@@ -23,9 +24,10 @@ from .const import (
     MODEL_CUSTOM,
 )
 from .engine.catalog import load_catalog
-from .engine.delegate import BackendInfo
+from .engine.delegate import BackendInfo, FallbackReason
 from .engine.devices import EdgeTpu, list_edge_tpus
 from .engine.download import Progress, ensure_model, mirror_from_env
+from .engine.errors import CoralVisionError
 from .engine.executor import Executor
 from .engine.models import Model, load_model
 
@@ -38,6 +40,11 @@ ISSUE_TPU_FALLBACK = "tpu_fallback_{entry_id}"
 # Default models: the CPU one ships in TensorFlow's zip (and in the shared offline mirror); the
 # Edge TPU one is Coral's compiled SSD MobileNet v2.
 DEFAULT_MODEL = {"cpu": "tf_coco_ssd_mobilenet_v1", "edgetpu": "ssd_mobilenet_v2_coco"}
+
+# Fallbacks that trying the Edge TPU again cannot fix while Home Assistant runs.
+PERMANENT_FALLBACKS = frozenset(
+    {FallbackReason.MODEL_NOT_COMPILED, FallbackReason.NO_RUNTIME_LIBRARY}
+)
 
 
 def device_kind(device: str) -> str:
@@ -55,13 +62,17 @@ def models_dir(hass: HomeAssistant) -> Path:
     return Path(hass.config.path(DOMAIN, "models"))
 
 
+def listed_tpu(device: str) -> EdgeTpu | None:
+    """The Edge TPU of a device string if it is plugged in now."""
+    return next((tpu for tpu in list_edge_tpus() if tpu.device == device), None)
+
+
 def find_tpu(device: str) -> EdgeTpu | None:
     """The Edge TPU record for a device string; a placeholder when it is not plugged in now."""
     if device == DEVICE_CPU:
         return None
-    for tpu in list_edge_tpus():
-        if tpu.device == device:
-            return tpu
+    if (tpu := listed_tpu(device)) is not None:
+        return tpu
     kind, _, index = device.partition(":")
     return EdgeTpu(
         kind="pci" if kind == "pci" else "usb", index=int(index or 0), path="", device=device
@@ -111,9 +122,11 @@ class Accelerator:
     entry_id: str
     device: str
     executor: Executor
+    cpu_model: Model | None = None
     processors: dict[str, CameraProcessor] = field(default_factory=dict)
     coordinator: AcceleratorCoordinator | None = None
     _listeners: list[Callable[[], None]] = field(default_factory=list)
+    _on_fallback: bool = False
 
     @property
     def model(self) -> Model:
@@ -136,12 +149,16 @@ class Accelerator:
         """Raise or clear the TPU repair, log the change once, and update the entities."""
         issue_id = ISSUE_TPU_FALLBACK.format(entry_id=self.entry_id)
         if self.device != DEVICE_CPU and info.kind == "cpu":
-            LOGGER.warning(
-                "Edge TPU %s is unavailable (%s: %s); running on the CPU",
-                self.device,
-                info.fallback_reason,
-                info.detail,
-            )
+            # The executor reopens on the CPU without a reason when the TPU is no longer listed.
+            reason = info.fallback_reason or FallbackReason.NO_DEVICE
+            if not self._on_fallback:
+                LOGGER.warning(
+                    "Edge TPU %s is unavailable (%s: %s); running on the CPU",
+                    self.device,
+                    reason,
+                    info.detail,
+                )
+            self._on_fallback = True
             ir.async_create_issue(
                 self.hass,
                 DOMAIN,
@@ -151,16 +168,37 @@ class Accelerator:
                 translation_key="tpu_fallback",
                 translation_placeholders={
                     "device": self.device,
-                    "reason": str(info.fallback_reason or "unknown"),
+                    "reason": str(reason),
                     "detail": info.detail,
                 },
             )
         else:
-            if ir.async_get(self.hass).async_get_issue(DOMAIN, issue_id) is not None:
+            if self._on_fallback:
                 LOGGER.info("Edge TPU %s is back; running on %s", self.device, info.label)
+            self._on_fallback = False
             ir.async_delete_issue(self.hass, DOMAIN, issue_id)
         for update in list(self._listeners):
             update()
+
+    async def async_retry_tpu(self) -> None:
+        """Reopen the Edge TPU when it is listed again after the executor fell back to the CPU."""
+        info = self.backend
+        if self.device == DEVICE_CPU or (info is not None and info.kind != "cpu"):
+            return
+        if info is not None and info.fallback_reason in PERMANENT_FALLBACKS:
+            return
+        if await self.hass.async_add_executor_job(listed_tpu, self.device) is None:
+            return
+        try:
+            # Swapping to the same model reopens the backend, on the TPU when it is listed.
+            await self.executor.async_swap_model(self.executor.model, self.cpu_model)
+        except CoralVisionError as err:
+            LOGGER.debug("Edge TPU %s could not be reopened: %s", self.device, err)
+
+
+def create_executor(model: Model, tpu: EdgeTpu | None, **options: Any) -> Executor:
+    """Build an executor that looks for its Edge TPU again through this module's list."""
+    return Executor(model, tpu, list_tpus=lambda: list_edge_tpus(), **options)
 
 
 async def async_open_accelerator(
@@ -177,7 +215,7 @@ async def async_open_accelerator(
 
     tpu = await hass.async_add_executor_job(find_tpu, device)
     executor = await hass.async_add_executor_job(
-        lambda: Executor(
+        lambda: create_executor(
             model,
             tpu,
             cpu_model=cpu_model,
@@ -187,11 +225,27 @@ async def async_open_accelerator(
             on_backend_change=changed,
         )
     )
-    accelerator = Accelerator(hass, entry.entry_id, device, executor)
+    accelerator = Accelerator(hass, entry.entry_id, device, executor, cpu_model)
+    # Before any platform: the cameras' devices name this one as their via_device.
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **accelerator_device_info(entry, model.name)
+    )
     holder.append(accelerator)
     if (info := executor.backend_info) is not None:
         accelerator.async_backend_changed(info)
     return accelerator
+
+
+def accelerator_device_info(entry: ConfigEntry[Any], model_name: str) -> dr.DeviceInfo:
+    """The accelerator's device, which each camera's device is linked to."""
+    device = entry.data[CONF_DEVICE]
+    return dr.DeviceInfo(
+        identifiers={(DOMAIN, entry.entry_id)},
+        name=entry.title,
+        manufacturer="Coral Vision" if device == DEVICE_CPU else "Google Coral",
+        model="CPU" if device == DEVICE_CPU else f"Edge TPU ({device})",
+        sw_version=model_name,
+    )
 
 
 async def async_close_accelerator(hass: HomeAssistant, accelerator: Accelerator) -> None:

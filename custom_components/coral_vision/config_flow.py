@@ -1,4 +1,8 @@
-"""Config flow: pick an accelerator and a model (tried once before saving); cameras are subentries."""
+"""Config flow: pick an accelerator and a model (tried once before saving); cameras are subentries.
+
+A local model is inspected (never run) first and its report shown, so an unsupported file is
+refused with the reason before anything loads it.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ from typing import Any
 
 import voluptuous as vol
 from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
     SubentryFlowResult,
 )
 from homeassistant.core import callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import selector
 from PIL import Image
 
@@ -48,14 +55,17 @@ from .engine.catalog import CatalogEntry, load_catalog
 from .engine.delegate import open_backend
 from .engine.detect import decode_outputs
 from .engine.devices import list_edge_tpus
+from .engine.download import Progress
 from .engine.errors import (
     CoralVisionError,
     DownloadError,
     EdgeTpuModelOnCpuError,
+    LabelsError,
     ModelError,
     RuntimeMissingError,
 )
 from .engine.filters import parse_region
+from .engine.inspect import ModelReport, inspect_model
 from .engine.models import Model
 from .engine.preprocess import prepare_frame
 from .runtime_support import async_ensure_runtime
@@ -97,7 +107,56 @@ def error_key(err: Exception) -> str:
         return "edgetpu_model_on_cpu"
     if isinstance(err, ModelError):
         return "model_invalid"
+    if isinstance(err, LabelsError):
+        return "labels_invalid"
     return "inference_failed"
+
+
+_TASKS = {"ssd_postprocess": "object detection (SSD)", "classification": "image classification"}
+
+
+def report_placeholders(report: ModelReport) -> dict[str, str]:
+    """The model check's findings, one placeholder per line of the inspect step."""
+    task = _TASKS.get(report.task, "not supported")
+    if report.task == "classification" and report.num_classes is not None:
+        task += f", {report.num_classes} classes"
+    tensor = report.input
+    size = (
+        f"{report.input_size[0]}x{report.input_size[1]}" if report.input_size else "no fixed size"
+    )
+    if tensor is not None and tensor.scale is not None:
+        quantization = (
+            f"8-bit ({tensor.dtype}, scale {tensor.scale:g}, zero point {tensor.zero_point})"
+        )
+    elif report.quantized and tensor is not None:
+        quantization = f"8-bit ({tensor.dtype})"
+    else:
+        quantization = "none (float): it runs on the CPU only"
+    if not report.edgetpu_compiled:
+        edgetpu = f"not compiled: all {report.operators} operators run on the CPU"
+    elif report.cpu_operators:
+        ops = ", ".join(f"{name} x{count}" for name, count in report.cpu_ops)
+        edgetpu = (
+            f"compiled; {report.cpu_operators} of {report.operators} operators stay on the CPU: "
+            + ops
+        )
+    else:
+        edgetpu = "compiled; every operator runs on the TPU"
+    if report.labels:
+        where = "the labels file" if report.labels_source == "file" else "the model's metadata"
+        labels = f"{len(report.labels)} from {where} ({'; '.join(report.labels[:3])}; …)"
+    else:
+        labels = "none found: classes are shown by number"
+    notes = [report.reason] if report.reason else []
+    notes.extend(report.warnings)
+    return {
+        "task": task,
+        "input": f"{size} {tensor.dtype if tensor is not None else ''}".strip(),
+        "quantization": quantization,
+        "edgetpu": edgetpu,
+        "labels": labels,
+        "notes": "\n".join(f"- {note}" for note in notes) or "- none",
+    }
 
 
 class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -112,6 +171,7 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         self._task: asyncio.Task[tuple[Model, Model | None]] | None = None
         self._error: str | None = None
         self._detail = ""
+        self._report: ModelReport | None = None
 
     @classmethod
     @callback
@@ -151,16 +211,19 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             if user_input[CONF_DEVICE] != entry.unique_id:
                 await self.async_set_unique_id(user_input[CONF_DEVICE])
                 self._abort_if_unique_id_configured()
-            self._data = {CONF_DEVICE: user_input[CONF_DEVICE]}
+            # Keep the current model (and local paths) as the defaults of the next steps.
+            self._data = {**entry.data, CONF_DEVICE: user_input[CONF_DEVICE]}
             return await self.async_step_model()
         tpus = await self.hass.async_add_executor_job(list_edge_tpus)
-        devices = [t.device for t in tpus] + [DEVICE_CPU]
-        if entry.data[CONF_DEVICE] not in devices:
-            devices.insert(0, entry.data[CONF_DEVICE])
+        options = [selector.SelectOptionDict(value=t.device, label=t.label) for t in tpus]
+        options.append(selector.SelectOptionDict(value=DEVICE_CPU, label="CPU"))
+        current = entry.data[CONF_DEVICE]
+        if all(o["value"] != current for o in options):
+            options.insert(0, selector.SelectOptionDict(value=current, label=device_title(current)))
         schema = vol.Schema(
             {
-                vol.Required(CONF_DEVICE, default=entry.data[CONF_DEVICE]): selector.SelectSelector(
-                    selector.SelectSelectorConfig(options=devices)
+                vol.Required(CONF_DEVICE, default=current): selector.SelectSelector(
+                    selector.SelectSelectorConfig(options=options)
                 )
             }
         )
@@ -171,28 +234,30 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         device = self._data[CONF_DEVICE]
         if not self._catalog:
             self._catalog = await self.hass.async_add_executor_job(load_catalog)
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            choice = user_input.get(CONF_MODEL, default_model(device))
-            if choice == MODEL_CUSTOM:
-                return await self.async_step_custom_model()
-            self._data[CONF_MODEL] = choice
-            self._task = None
-            return await self.async_step_download()
         options = [
             selector.SelectOptionDict(value=e.id, label=f"{e.name} — {e.task}")
             for e in self._catalog.values()
             if device == DEVICE_CPU or e.edgetpu is not None
         ]
         options.append(selector.SelectOptionDict(value=MODEL_CUSTOM, label="Local .tflite file"))
+        if user_input is not None:
+            choice = user_input.get(CONF_MODEL, default_model(device))
+            if choice == MODEL_CUSTOM:
+                return await self.async_step_custom_model()
+            self._data = {CONF_DEVICE: device, CONF_MODEL: choice}
+            self._task = None
+            return await self.async_step_download()
+        default = self._data.get(CONF_MODEL)
+        if all(o["value"] != default for o in options):
+            default = default_model(device)
         schema = vol.Schema(
             {
-                vol.Required(CONF_MODEL, default=default_model(device)): selector.SelectSelector(
+                vol.Required(CONF_MODEL, default=default): selector.SelectSelector(
                     selector.SelectSelectorConfig(options=options)
                 )
             }
         )
-        return self.async_show_form(step_id="model", data_schema=schema, errors=errors)
+        return self.async_show_form(step_id="model", data_schema=schema)
 
     async def async_step_custom_model(
         self, user_input: dict[str, Any] | None = None
@@ -210,14 +275,27 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
                 elif not await self.hass.async_add_executor_job(Path(path).is_file):
                     errors[key] = "file_missing"
             if not errors:
-                self._data.update(
-                    {
-                        CONF_MODEL: MODEL_CUSTOM,
-                        CONF_MODEL_PATH: model_path,
-                        CONF_LABELS_PATH: labels_path,
-                    }
-                )
-                return await self.async_step_validate()
+                self._data = {
+                    CONF_DEVICE: self._data[CONF_DEVICE],
+                    CONF_MODEL: MODEL_CUSTOM,
+                    CONF_MODEL_PATH: model_path,
+                    CONF_LABELS_PATH: labels_path,
+                }
+                try:
+                    self._report = await self.hass.async_add_executor_job(
+                        lambda: inspect_model(
+                            Path(model_path), labels=Path(labels_path) if labels_path else None
+                        )
+                    )
+                except ModelError as err:
+                    LOGGER.info("Model check failed: %s", err)
+                    self._error, self._detail = "model_invalid", str(err)
+                    return await self.async_step_failed()
+                return await self.async_step_inspect()
+        suggested = user_input or {
+            CONF_MODEL_PATH: self._data.get(CONF_MODEL_PATH, ""),
+            CONF_LABELS_PATH: self._data.get(CONF_LABELS_PATH, ""),
+        }
         schema = vol.Schema(
             {
                 vol.Required(CONF_MODEL_PATH): selector.TextSelector(),
@@ -226,8 +304,33 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         )
         return self.async_show_form(
             step_id="custom_model",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
+        )
+
+    async def async_step_inspect(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show what the local model is; go on to try it, or refuse it with the reason."""
+        report = self._report
+        assert report is not None
+        refusal: str | None = None
+        if not report.supported:
+            refusal = "model_unsupported"
+        elif report.edgetpu_compiled and self._data[CONF_DEVICE] == DEVICE_CPU:
+            refusal = "edgetpu_model_on_cpu"
+        if user_input is not None:
+            if refusal is not None:
+                return await self.async_step_custom_model()
+            return await self.async_step_validate()
+        return self.async_show_form(
+            step_id="inspect",
+            data_schema=vol.Schema({}),
+            errors={"base": refusal} if refusal else None,
+            description_placeholders={
+                "path": self._data[CONF_MODEL_PATH],
+                **report_placeholders(report),
+            },
         )
 
     async def async_step_download(
@@ -236,8 +339,7 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         """Fetch the catalog model (mirror first), showing progress."""
         if self._task is None:
             self._task = self.hass.async_create_task(
-                async_load_models(self.hass, self._data, progress=self._progress),
-                "coral_vision model download",
+                self._async_prepare(progress=self._progress), "coral_vision model download"
             )
         if not self._task.done():
             return self.async_show_progress(
@@ -254,17 +356,19 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         if total and hasattr(self, "async_update_progress"):
             self.async_update_progress(min(1.0, done / total))
 
+    async def _async_prepare(self, progress: Progress | None = None) -> tuple[Model, Model | None]:
+        """Make sure a runtime is there (installed if need be), then fetch and load the model."""
+        if await async_ensure_runtime(self.hass) is None:
+            raise RuntimeMissingError("no TensorFlow Lite runtime could be installed")
+        return await async_load_models(self.hass, self._data, progress=progress)
+
     async def async_step_validate(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Load the model on the device and run one frame; create the entry or show why not."""
+        task, self._task = self._task, None
         try:
-            if await async_ensure_runtime(self.hass) is None:
-                raise RuntimeMissingError("no TensorFlow Lite runtime")
-            if self._task is not None:
-                model, cpu_model = self._task.result()
-            else:
-                model, cpu_model = await async_load_models(self.hass, self._data)
+            model, cpu_model = task.result() if task is not None else await self._async_prepare()
             backend = await self.hass.async_add_executor_job(
                 try_model, self._data[CONF_DEVICE], model, cpu_model
             )
@@ -272,10 +376,12 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             LOGGER.info("Model check failed: %s", err)
             self._error, self._detail = error_key(err), str(err)
             return await self.async_step_failed()
-        finally:
-            self._task = None
+        except Exception as err:  # a bug or a broken library must not leave the flow stuck
+            LOGGER.exception("Unexpected error while checking the model")
+            self._error, self._detail = "unknown", f"{type(err).__name__}: {err}"
+            return await self.async_step_failed()
         LOGGER.debug("Model %s runs on %s", model.name, backend)
-        if self.source == "reconfigure":
+        if self.source == SOURCE_RECONFIGURE:
             return self.async_update_reload_and_abort(
                 self._get_reconfigure_entry(),
                 unique_id=self._data[CONF_DEVICE],
@@ -312,20 +418,30 @@ class CameraSubentryFlow(ConfigSubentryFlow):
 
     def _current(self) -> Mapping[str, Any]:
         """The subentry being edited, or nothing for a new one."""
-        return self._get_reconfigure_subentry().data if self.source == "reconfigure" else {}
+        return self._get_reconfigure_subentry().data if self.source == SOURCE_RECONFIGURE else {}
+
+    def _editing(self) -> str | None:
+        """The id of the subentry being edited, if any."""
+        return (
+            self._get_reconfigure_subentry().subentry_id
+            if self.source == SOURCE_RECONFIGURE
+            else None
+        )
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Choose the camera, the labels to watch and how often to scan."""
         entry = self._get_entry()
-        if not hasattr(entry, "runtime_data"):
+        if entry.state is not ConfigEntryState.LOADED:
             return self.async_abort(reason="entry_not_loaded")
         labels = _labels_of(entry)
         current = self._current()
         errors: dict[str, str] = {}
         if user_input is not None:
-            if self.source != "reconfigure" and any(
+            editing = self._editing()
+            if any(
                 s.data.get(CONF_CAMERA) == user_input[CONF_CAMERA]
                 for s in entry.subentries.values()
+                if s.subentry_id != editing
             ):
                 errors[CONF_CAMERA] = "camera_already_added"
             elif not user_input.get(CONF_LABELS):
@@ -449,12 +565,27 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         data[CONF_CONFIRM_WINDOW] = int(data[CONF_CONFIRM_WINDOW])
         state = self.hass.states.get(data[CONF_CAMERA])
         title = state.name if state is not None else data[CONF_CAMERA]
-        if self.source == "reconfigure":
+        if self.source == SOURCE_RECONFIGURE:
+            subentry = self._get_reconfigure_subentry()
+            self._remove_dropped_labels(subentry.subentry_id, data[CONF_LABELS])
             return self.async_update_and_abort(
                 self._get_entry(),
-                self._get_reconfigure_subentry(),
+                subentry,
                 title=title,
                 data=data,
                 unique_id=data[CONF_CAMERA],
             )
         return self.async_create_entry(title=title, data=data, unique_id=data[CONF_CAMERA])
+
+    def _remove_dropped_labels(self, subentry_id: str, labels: list[str]) -> None:
+        """Forget the binary sensors of labels no longer watched (the reload would orphan them)."""
+        registry = er.async_get(self.hass)
+        prefix = f"{subentry_id}_detected_"
+        for item in er.async_entries_for_config_entry(registry, self._entry_id):
+            if (
+                item.domain == "binary_sensor"
+                and item.config_subentry_id == subentry_id
+                and item.unique_id.startswith(prefix)
+                and item.unique_id.removeprefix(prefix) not in labels
+            ):
+                registry.async_remove(item.entity_id)

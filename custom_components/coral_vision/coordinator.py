@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .accelerator import Accelerator
@@ -36,9 +36,21 @@ class AcceleratorCoordinator(DataUpdateCoordinator[AcceleratorStats]):
         )
         self.accelerator = accelerator
         self._mark: tuple[float, int] | None = None
+        # Both live exactly as long as the loaded entry: nothing to remove.
+        accelerator.async_add_listener(self._async_backend_changed)
+
+    @callback
+    def _async_backend_changed(self) -> None:
+        """Show a new backend now rather than at the next sample."""
+        if self.data is not None:
+            stats = self.accelerator.executor.stats()
+            self.async_set_updated_data(replace(self.data, executor=stats))
 
     async def _async_update_data(self) -> AcceleratorStats:
         """Take a snapshot; the rate is frames done since the previous one."""
+        if self.data is not None:
+            # Not on the first refresh: setup has just opened the backend.
+            await self.accelerator.async_retry_tpu()
         stats = self.accelerator.executor.stats()
         now = time.monotonic()
         rate = None

@@ -6,38 +6,14 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 
 from .accelerator import CoralVisionConfigEntry
-from .const import DEVICE_CPU, DOMAIN
+from .accelerator import accelerator_device_info as make_device_info
+from .const import DOMAIN
 from .processor import CameraProcessor
 
 
 def accelerator_device_info(entry: CoralVisionConfigEntry) -> DeviceInfo:
     """The accelerator's device."""
-    device = entry.runtime_data.device
-    return DeviceInfo(
-        identifiers={(DOMAIN, entry.entry_id)},
-        name=entry.title,
-        manufacturer="Coral Vision" if device == DEVICE_CPU else "Google Coral",
-        model="CPU" if device == DEVICE_CPU else f"Edge TPU ({device})",
-        sw_version=entry.runtime_data.model.name,
-    )
-
-
-class AcceleratorEntity(Entity):
-    """An entity of the accelerator's device; updated when the backend changes."""
-
-    _attr_has_entity_name = True
-    _attr_should_poll = False
-
-    def __init__(self, entry: CoralVisionConfigEntry, key: str) -> None:
-        """Bind to the entry's accelerator."""
-        self.accelerator = entry.runtime_data
-        self._attr_unique_id = f"{entry.entry_id}_{key}"
-        self._attr_translation_key = key
-        self._attr_device_info = accelerator_device_info(entry)
-
-    async def async_added_to_hass(self) -> None:
-        """Follow backend changes."""
-        self.async_on_remove(self.accelerator.async_add_listener(self.async_write_ha_state))
+    return make_device_info(entry, entry.runtime_data.model.name)
 
 
 class CameraEntity(Entity):

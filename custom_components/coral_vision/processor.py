@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -35,13 +34,20 @@ from .const import (
     LOGGER,
 )
 from .engine.annotate import annotate
-from .engine.errors import CoralVisionError, ExecutorClosedError, FrameSupersededError
+from .engine.errors import (
+    CoralVisionError,
+    DelegateError,
+    ExecutorClosedError,
+    FrameSupersededError,
+)
 from .engine.filters import ObjectFilter, parse_region
 from .engine.results import BBox, Detection, FrameResult, Task
 from .engine.tracking import ObjectTracker
 
 SNAPSHOTS_KEPT = 200
 CAMERA_TIMEOUT = 10
+# How often a camera that stopped answering is tried again when it has no scan timer.
+CAMERA_RETRY = 30
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +135,7 @@ class CameraProcessor:
         self._listeners: list[Callable[[], None]] = []
         self._unsubs: list[CALLBACK_TYPE] = []
         self._expiry: CALLBACK_TYPE | None = None
+        self._retry: CALLBACK_TYPE | None = None
 
     @property
     def source_id(self) -> str:
@@ -161,9 +168,10 @@ class CameraProcessor:
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
-        if self._expiry is not None:
-            self._expiry()
-            self._expiry = None
+        for timer in (self._expiry, self._retry):
+            if timer is not None:
+                timer()
+        self._expiry = self._retry = None
 
     @callback
     def async_add_listener(self, update: Callable[[], None]) -> Callable[[], None]:
@@ -187,6 +195,10 @@ class CameraProcessor:
                 result = await self.accelerator.executor.run(self.source_id, image)
             except (FrameSupersededError, ExecutorClosedError):
                 return
+            except DelegateError as err:
+                # The Edge TPU was lost mid-frame: the accelerator reports its fallback.
+                LOGGER.debug("Frame of %s lost with its backend: %s", self.title, err)
+                return
             except CoralVisionError as err:
                 self._set_engine_error(str(err))
                 return
@@ -206,11 +218,24 @@ class CameraProcessor:
                 LOGGER.warning("Camera %s is unavailable: %s", self.settings.camera_entity, err)
                 self.camera_ok = False
                 self._async_notify()
+            self._schedule_retry()
             return None
         if not self.camera_ok:
             LOGGER.info("Camera %s is available again", self.settings.camera_entity)
             self.camera_ok = True
         return image.content
+
+    def _schedule_retry(self) -> None:
+        """Try a lost camera again later: unavailable entities get no `image_processing.scan`."""
+        if self.settings.scan_interval > 0 or self._retry is not None:
+            return
+        self._retry = async_call_later(self.hass, CAMERA_RETRY, self._async_retry)
+
+    async def _async_retry(self, _now: datetime) -> None:
+        """Fetch a frame from the lost camera again."""
+        self._retry = None
+        if not self._busy:
+            await self.async_process()
 
     def _set_engine_error(self, error: str | None) -> None:
         """Log an engine error once when it starts and once when it ends."""
@@ -235,7 +260,7 @@ class CameraProcessor:
     async def _async_publish(self, image: bytes, result: FrameResult) -> None:
         """Confirm, fire events, save snapshots, and tell the entities."""
         now = dt_util.utcnow()
-        update = self.tracker.update(self.matching(result), time.monotonic())
+        update = self.tracker.update(self.matching(result), self.hass.loop.time())
         state = replace(
             self.state,
             task=result.task,
@@ -301,17 +326,17 @@ class CameraProcessor:
         if due is None:
             return
         self._expiry = async_call_later(
-            self.hass, max(0.0, due - time.monotonic()) + 0.05, self._async_expire
+            self.hass, max(0.0, due - self.hass.loop.time()) + 0.05, self._async_expire
         )
 
     @callback
     def _async_expire(self, _now: datetime) -> None:
         """Clear labels whose off-delay ran out between frames."""
         self._expiry = None
-        cleared = self.tracker.expire(time.monotonic())
+        cleared = self.tracker.expire(self.hass.loop.time())
         if cleared:
             self.state = replace(
-                self.state, active_labels=self.tracker.active_labels(time.monotonic())
+                self.state, active_labels=self.tracker.active_labels(self.hass.loop.time())
             )
             for label in cleared:
                 self._fire_cleared(label)

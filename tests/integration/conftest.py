@@ -7,16 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from homeassistant.components.camera import Camera
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     setup_test_component_platform,
 )
 
 from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR, SUBENTRY_CAMERA
-from homeassistant.components.camera import Camera
-from homeassistant.config_entries import ConfigSubentryData
-from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
 
 CAMERA = "camera.front_door"
 
@@ -24,7 +24,14 @@ CAMERA = "camera.front_door"
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> Generator[None]:
     """Let Home Assistant load custom_components/coral_vision."""
-    yield
+    return
+
+
+@pytest.fixture(autouse=True)
+def config_in_tmp(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """Give each test its own config folder, so downloaded models and snapshots land there."""
+    hass.config.config_dir = str(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +96,9 @@ def camera_subentry(**overrides: Any) -> ConfigSubentryData:
     )
 
 
-def cpu_entry(*subentries: ConfigSubentryData, model: str = "tf_coco_ssd_mobilenet_v1") -> MockConfigEntry:
+def cpu_entry(
+    *subentries: ConfigSubentryData, model: str = "tf_coco_ssd_mobilenet_v1"
+) -> MockConfigEntry:
     """A CPU accelerator running a catalog model (from the offline mirror)."""
     return MockConfigEntry(
         domain=DOMAIN,

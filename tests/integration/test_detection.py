@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
-
-from custom_components.coral_vision.const import EVENT_CLEARED, EVENT_DETECTED
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.coral_vision.const import EVENT_CLEARED, EVENT_DETECTED
 
 from .conftest import PhotoCamera
 
@@ -41,7 +41,8 @@ async def test_person_detected_once_while_in_view(
     person = state.attributes["matches"]["person"][0]
     assert person["score"] >= 0.5
     xmin, ymin, xmax, ymax = person["box"]
-    assert 0 <= xmin < xmax <= 517 and 0 <= ymin < ymax <= 606
+    assert 0 <= xmin < xmax <= 517
+    assert 0 <= ymin < ymax <= 606
     assert state.attributes["process_time_ms"] > 0
     assert state.attributes["last_detection"] is not None
 
@@ -54,7 +55,10 @@ async def test_person_detected_once_while_in_view(
     assert event["snapshot"] is None
     assert hass.states.get("binary_sensor.front_door_person_detected").state == "on"
     assert hass.states.get("sensor.front_door_objects").state == state.state
-    assert hass.states.get("event.front_door_detection").attributes["event_type"] in ("person", "tie")
+    assert hass.states.get("event.front_door_detection").attributes["event_type"] in (
+        "person",
+        "tie",
+    )
     assert hass.states.get("image.front_door_last_detection").state != "unknown"
 
     photo_camera.photo = images_dir / "sunflower.bmp"
@@ -88,9 +92,7 @@ async def test_devices_and_entities(
     assert set(devices) == {loaded_entry.entry_id, subentry_id}
     accelerator, camera = devices[loaded_entry.entry_id], devices[subentry_id]
     assert camera.via_device_id == accelerator.id
-    camera_entities = {
-        e.entity_id for e in er.async_entries_for_device(entity_registry, camera.id)
-    }
+    camera_entities = {e.entity_id for e in er.async_entries_for_device(entity_registry, camera.id)}
     assert camera_entities == {
         IP,
         "sensor.front_door_objects",

@@ -66,6 +66,30 @@ def test_off_delay_keeps_the_label_active_then_clears_it() -> None:
     assert tracker.active_labels(now=11) == frozenset()
 
 
+def test_a_label_never_clears_while_its_object_is_in_view() -> None:
+    # Frames further apart than the off-delay: still one object, never cleared.
+    tracker = ObjectTracker(off_delay=0)
+    assert tracker.update([det()], now=0).new == (det(),)
+    assert tracker.next_expiry() is None
+    for t in (5, 10, 15):
+        assert tracker.expire(now=t - 1) == frozenset()
+        update = tracker.update([det()], now=t)
+        assert update.new == ()
+        assert update.cleared_labels == frozenset()
+        assert update.active_labels == {"person"}
+
+
+def test_cleared_and_detected_pair_up_with_a_confirmation_window() -> None:
+    # Seen, missed once (still followed within the window), seen: no clear, no new event.
+    tracker = ObjectTracker(confirm_frames=1, confirm_window=3, off_delay=0)
+    events: list[str] = []
+    for t, frame in enumerate([[det()], [], [det()], [], [], [], [det()]]):
+        update = tracker.update(frame, now=t)
+        events += [f"new {d.label}" for d in update.new]
+        events += [f"cleared {label}" for label in update.cleared_labels]
+    assert events == ["new person", "cleared person", "new person"]
+
+
 def test_labels_are_tracked_apart() -> None:
     tracker = ObjectTracker()
     update = tracker.update([det("person"), det("dog")], now=0)

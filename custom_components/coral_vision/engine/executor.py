@@ -6,9 +6,15 @@ Threads of one executor:
 - a small thread pool (shared between executors when given) decodes and resizes images before
   the worker sees them and turns raw outputs into results after it.
 
+Calling from Home Assistant: the constructor, close(), run_sync() and swap_model() block (run
+them in an executor job); submit() and stats() never block and are safe on the event loop;
+run() and async_swap_model() are the awaitable forms. Every future resolves: with a result, or
+with a CoralVisionError (superseded, queue full, timeout, bad image, inference, closed).
+
 `on_backend_change` is called on the worker thread (never the event loop) each time the executor
 opens a new backend after the first one: after recovering from a lost or hung Edge TPU and after
-a model swap. It must return quickly and must not call back into this executor's blocking methods.
+a model swap. It must return quickly (use loop.call_soon_threadsafe to reach the event loop) and
+must not call this executor's blocking methods.
 """
 
 from __future__ import annotations
@@ -61,6 +67,14 @@ REOPEN_INTERVAL_S = 5.0
 def pool_size() -> int:
     """Threads for decoding and post-processing: the machine's cores, at most four."""
     return min(4, os.cpu_count() or 1)
+
+
+def default_num_threads() -> int:
+    """Return the CPU interpreter's threads: half the cores, leaving the rest to decoding."""
+    # Decoding a 1080p JPEG costs about half an invoke of CPU, so on 2 cores a 2-thread
+    # interpreter's ceiling (~100 frames/s) is out of reach (~0.56 of it, ~60 frames/s), while
+    # 1 thread runs at ~0.97 of its own (~57 frames/s) (benchmarks/engine_throughput.py).
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 def make_pool() -> ThreadPoolExecutor:
@@ -135,7 +149,7 @@ class Executor:
         self._model = model
         self._cpu_model = cpu_model
         self._tpu = tpu
-        self._num_threads = num_threads
+        self._num_threads = num_threads or default_num_threads()
         self._runtime = runtime
         self._queue_size = queue_size
         self._timeout = timeout
@@ -443,6 +457,8 @@ class Executor:
     def _worker_thread_join(self, worker: _Worker) -> None:
         """Join a worker, abandoning it if it stays stuck in an invoke past the hang limit."""
         assert worker.thread is not None
+        if worker.thread is threading.current_thread():
+            return  # close() called from on_backend_change: the loop ends on its own
         while worker.thread.is_alive():
             worker.thread.join(timeout=min(1.0, self._hang_limit))
             with self._lock:

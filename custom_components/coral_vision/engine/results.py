@@ -62,7 +62,7 @@ class BBox:
 
     def as_list(self) -> list[float]:
         """[xmin, ymin, xmax, ymax], rounded to a tenth of a pixel."""
-        return [round(v, 1) for v in (self.xmin, self.ymin, self.xmax, self.ymax)]
+        return [round(float(v), 1) for v in (self.xmin, self.ymin, self.xmax, self.ymax)]
 
 
 @dataclass(frozen=True, slots=True)

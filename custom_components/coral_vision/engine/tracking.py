@@ -36,7 +36,9 @@ class ObjectTracker:
 
     An object is announced once, when first confirmed; it stays the same object while it keeps
     overlapping (IoU) a detection of its label, and is forgotten after a whole window unseen. A
-    label is active while one of its objects is confirmed, and until `off_delay` seconds after.
+    label is active while one of its announced objects is still followed, and until `off_delay`
+    seconds after it was last seen; so each label's clearing follows the announcements of its
+    objects, never while one of them is in view.
     """
 
     confirm_frames: int = 1
@@ -82,24 +84,36 @@ class ObjectTracker:
         return TrackUpdate(tuple(confirmed), tuple(new), self._active, cleared)
 
     def active_labels(self, now: float) -> frozenset[str]:
-        """Labels confirmed within the off-delay."""
+        """Labels with an announced object still followed, or seen within the off-delay."""
+        followed = self._followed_labels()
         return frozenset(
-            label for label, seen in self._last_seen.items() if now - seen <= self.off_delay
+            label
+            for label, seen in self._last_seen.items()
+            if label in followed or now - seen <= self.off_delay
         )
 
     def expire(self, now: float) -> frozenset[str]:
-        """Forget labels whose off-delay has passed; return those that were active until now."""
-        for label in [lbl for lbl, seen in self._last_seen.items() if now - seen > self.off_delay]:
+        """Forget labels whose objects are gone and whose off-delay has passed; return them."""
+        followed = self._followed_labels()
+        for label in [
+            lbl
+            for lbl, seen in self._last_seen.items()
+            if lbl not in followed and now - seen > self.off_delay
+        ]:
             del self._last_seen[label]
         active = self.active_labels(now)
         cleared, self._active = self._active - active, active
         return cleared
 
     def next_expiry(self) -> float | None:
-        """When the next active label clears if nothing more is seen."""
-        if not self._last_seen:
-            return None
-        return min(self._last_seen.values()) + self.off_delay
+        """When the next active label clears if nothing more is seen (None: nothing pending)."""
+        followed = self._followed_labels()
+        pending = [seen for label, seen in self._last_seen.items() if label not in followed]
+        return min(pending) + self.off_delay if pending else None
+
+    def _followed_labels(self) -> frozenset[str]:
+        """Labels of announced objects still followed."""
+        return frozenset(t.detection.label for t in self._tracks if t.announced)
 
     def reset(self) -> None:
         """Forget everything."""

@@ -1,0 +1,103 @@
+"""Device triggers of a camera: "<label> detected" and "<label> cleared" for each watched label."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.components.device_automation import DEVICE_TRIGGER_BASE_SCHEMA
+from homeassistant.components.device_automation.exceptions import InvalidDeviceAutomationConfig
+from homeassistant.components.homeassistant.triggers import event as event_trigger
+from homeassistant.const import (
+    CONF_DEVICE_ID,
+    CONF_DOMAIN,
+    CONF_EVENT_DATA,
+    CONF_PLATFORM,
+    CONF_TYPE,
+)
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.trigger import TriggerActionType, TriggerInfo
+from homeassistant.helpers.typing import ConfigType
+
+from .const import CONF_LABELS, DOMAIN, EVENT_CLEARED, EVENT_DETECTED, SUBENTRY_CAMERA
+
+CONF_SUBTYPE = "subtype"
+EVENTS = {"detected": EVENT_DETECTED, "cleared": EVENT_CLEARED}
+
+TRIGGER_SCHEMA = DEVICE_TRIGGER_BASE_SCHEMA.extend(
+    {
+        vol.Required(CONF_TYPE): vol.In(tuple(EVENTS)),
+        vol.Required(CONF_SUBTYPE): str,
+    }
+)
+
+
+@callback
+def camera_labels(hass: HomeAssistant, device_id: str) -> tuple[str, ...] | None:
+    """The labels a camera device watches; None when the device is not a Coral Vision camera."""
+    device = dr.async_get(hass).async_get(device_id)
+    if device is None:
+        return None
+    subentry_ids = {key for domain, key in device.identifiers if domain == DOMAIN}
+    for entry_id in device.config_entries:
+        entry = hass.config_entries.async_get_entry(entry_id)
+        if entry is None or entry.domain != DOMAIN:
+            continue
+        for subentry_id in subentry_ids:
+            subentry = entry.subentries.get(subentry_id)
+            if subentry is not None and subentry.subentry_type == SUBENTRY_CAMERA:
+                return tuple(subentry.data.get(CONF_LABELS, ()))
+    return None
+
+
+async def async_validate_trigger_config(hass: HomeAssistant, config: ConfigType) -> ConfigType:
+    """Check the schema, and that the device is a camera watching the label."""
+    config = TRIGGER_SCHEMA(config)
+    labels = camera_labels(hass, config[CONF_DEVICE_ID])
+    if labels is None:
+        raise InvalidDeviceAutomationConfig(
+            f"Device {config[CONF_DEVICE_ID]} is not a Coral Vision camera"
+        )
+    if config[CONF_SUBTYPE] not in labels:
+        raise InvalidDeviceAutomationConfig(
+            f"The camera does not watch {config[CONF_SUBTYPE]!r} (it watches {', '.join(labels)})"
+        )
+    return config
+
+
+async def async_get_triggers(hass: HomeAssistant, device_id: str) -> list[dict[str, Any]]:
+    """A detected and a cleared trigger per watched label; none for an accelerator."""
+    return [
+        {
+            CONF_PLATFORM: "device",
+            CONF_DOMAIN: DOMAIN,
+            CONF_DEVICE_ID: device_id,
+            CONF_TYPE: trigger_type,
+            CONF_SUBTYPE: label,
+        }
+        for label in camera_labels(hass, device_id) or ()
+        for trigger_type in EVENTS
+    ]
+
+
+async def async_attach_trigger(
+    hass: HomeAssistant,
+    config: ConfigType,
+    action: TriggerActionType,
+    trigger_info: TriggerInfo,
+) -> CALLBACK_TYPE:
+    """Listen for the camera's detected or cleared events of the label."""
+    event_config = event_trigger.TRIGGER_SCHEMA(
+        {
+            CONF_PLATFORM: "event",
+            event_trigger.CONF_EVENT_TYPE: EVENTS[config[CONF_TYPE]],
+            CONF_EVENT_DATA: {
+                CONF_DEVICE_ID: config[CONF_DEVICE_ID],
+                "label": config[CONF_SUBTYPE],
+            },
+        }
+    )
+    return await event_trigger.async_attach_trigger(
+        hass, event_config, action, trigger_info, platform_type="device"
+    )

@@ -1,0 +1,130 @@
+"""Diagnostics: the accelerator's model, backend and counters, and each camera's settings and state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceEntry
+
+from .accelerator import Accelerator, CoralVisionConfigEntry
+from .const import CONF_LABELS_PATH, CONF_MODEL_PATH, DOMAIN, SUBENTRY_CAMERA
+from .processor import CameraProcessor
+
+# Paths on the user's disk say more about them than about the problem.
+TO_REDACT = {CONF_MODEL_PATH, CONF_LABELS_PATH, "path", "snapshot"}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: CoralVisionConfigEntry
+) -> dict[str, Any]:
+    """The whole accelerator and every camera on it."""
+    return async_redact_data(
+        {
+            **_entry(entry),
+            "accelerator": _accelerator(entry),
+            "cameras": {
+                subentry_id: _camera(entry, subentry_id)
+                for subentry_id, subentry in entry.subentries.items()
+                if subentry.subentry_type == SUBENTRY_CAMERA
+            },
+        },
+        TO_REDACT,
+    )
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: CoralVisionConfigEntry, device: DeviceEntry
+) -> dict[str, Any]:
+    """A camera device's settings and state, or the accelerator device's engine state."""
+    keys = {key for domain, key in device.identifiers if domain == DOMAIN}
+    cameras = {key: _camera(entry, key) for key in keys if key in entry.subentries}
+    data: dict[str, Any] = {**_entry(entry)}
+    if cameras:
+        data["cameras"] = cameras
+    else:
+        data["accelerator"] = _accelerator(entry)
+    return async_redact_data(data, TO_REDACT)
+
+
+def _loaded(entry: CoralVisionConfigEntry) -> Accelerator | None:
+    """The running accelerator; None when the entry is not loaded."""
+    return entry.runtime_data if entry.state is ConfigEntryState.LOADED else None
+
+
+def _entry(entry: CoralVisionConfigEntry) -> dict[str, Any]:
+    """The entry as configured."""
+    return {
+        "entry": {
+            "title": entry.title,
+            "state": entry.state.value,
+            "data": dict(entry.data),
+            "options": dict(entry.options),
+        }
+    }
+
+
+@callback
+def _accelerator(entry: CoralVisionConfigEntry) -> dict[str, Any] | None:
+    """The model, where it runs, and the executor's counters."""
+    if (accelerator := _loaded(entry)) is None:
+        return None
+    model = accelerator.model
+    stats = accelerator.executor.stats()
+    coordinator = accelerator.coordinator
+    sampled = coordinator.data if coordinator is not None else None
+    backend = accelerator.backend
+    executor = asdict(stats)
+    executor.pop("backend")
+    return {
+        "device": accelerator.device,
+        "model": {
+            "name": model.name,
+            "path": str(model.path) if model.path else None,
+            "task": model.task,
+            "input_size": [model.input.width, model.input.height],
+            "input_type": str(model.input.dtype),
+            "edgetpu": model.edgetpu,
+            "labels": len(model.labels),
+            "num_classes": model.num_classes,
+        },
+        "backend": asdict(backend) if backend is not None else None,
+        "executor": executor,
+        "frames_per_minute": sampled.frames_per_minute if sampled else None,
+        "temperature_c": sampled.temperature_c if sampled else None,
+    }
+
+
+@callback
+def _camera(entry: CoralVisionConfigEntry, subentry_id: str) -> dict[str, Any]:
+    """One camera's settings and, when it runs, what its last frame showed."""
+    subentry = entry.subentries[subentry_id]
+    data: dict[str, Any] = {"title": subentry.title, "settings": dict(subentry.data)}
+    accelerator = _loaded(entry)
+    processor = accelerator.processors.get(subentry_id) if accelerator else None
+    data["state"] = _state(processor) if processor is not None else None
+    return data
+
+
+def _state(processor: CameraProcessor) -> dict[str, Any]:
+    """What the camera's entities show."""
+    state = processor.state
+    return {
+        "image_processing_entity": processor.image_entity_id,
+        "available": processor.available,
+        "camera_ok": processor.camera_ok,
+        "task": state.task,
+        "frame_time": state.frame_time.isoformat() if state.frame_time else None,
+        "process_time_ms": state.process_time_ms,
+        "last_detection": state.last_detection.isoformat() if state.last_detection else None,
+        "active_labels": sorted(state.active_labels),
+        "top_class": state.top_class,
+        "matches": [
+            {"label": d.label, "score": round(d.score, 3), "box": d.box.as_list()}
+            for d in state.matches
+        ],
+        "snapshot": state.snapshot,
+    }

@@ -1,0 +1,182 @@
+"""A camera that stops answering, or disappears: unavailable, logged once, and back again."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.entity_component import DATA_INSTANCES
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from .conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
+
+IP = "image_processing.front_door"
+CAMERA_ENTITIES = (
+    IP,
+    "sensor.front_door_objects",
+    "binary_sensor.front_door_person_detected",
+    "event.front_door_detection",
+    "image.front_door_last_detection",
+)
+LOGGER = "custom_components.coral_vision"
+
+
+async def scan(hass: HomeAssistant) -> None:
+    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
+    await hass.async_block_till_done()
+
+
+async def retry_later(hass: HomeAssistant, seconds: float = 31) -> None:
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def states(hass: HomeAssistant) -> set[str]:
+    return {hass.states.get(entity_id).state for entity_id in CAMERA_ENTITIES}
+
+
+def records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == level]
+
+
+async def test_no_picture_makes_entities_unavailable_until_it_returns(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    photo_camera: PhotoCamera,
+    images_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await scan(hass)
+    assert STATE_UNAVAILABLE not in states(hass)
+    caplog.clear()
+
+    photo_camera.photo = None
+    await scan(hass)
+    assert states(hass) == {STATE_UNAVAILABLE}
+    for _ in range(3):
+        await scan(hass)  # unavailable entities: the action reaches nothing
+        await retry_later(hass)  # but the camera is tried again on a timer
+    warnings = records(caplog, logging.WARNING)
+    assert len(warnings) == 1
+    assert CAMERA in warnings[0]
+    assert photo_camera.frames >= 4
+    assert states(hass) == {STATE_UNAVAILABLE}
+    # The accelerator's sensors do not depend on a camera.
+    assert hass.states.get("sensor.coral_vision_cpu_backend").state == "cpu"
+
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    await retry_later(hass, 120)
+    assert STATE_UNAVAILABLE not in states(hass)
+    assert hass.states.get(IP).attributes["summary"]["person"] == 1
+    infos = records(caplog, logging.INFO)
+    assert infos == [f"Camera {CAMERA} is available again"]
+    assert len(records(caplog, logging.WARNING)) == 1
+
+    frames = photo_camera.frames
+    await retry_later(hass, 300)
+    assert photo_camera.frames == frames, "no retries while the camera answers"
+
+
+async def test_removed_camera_entity(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    photo_camera: PhotoCamera,
+    entity_registry: er.EntityRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await scan(hass)
+    caplog.clear()
+    await photo_camera.async_remove()
+    await hass.async_block_till_done()
+    assert hass.states.get(CAMERA).state == STATE_UNAVAILABLE  # the registry keeps it
+
+    await scan(hass)
+    assert states(hass) == {STATE_UNAVAILABLE}
+    await retry_later(hass)
+    await retry_later(hass, 70)
+    warnings = records(caplog, logging.WARNING)
+    assert len(warnings) == 1
+    assert "not found" in warnings[0].lower()
+
+
+async def test_timer_camera_recovers_on_its_own_timer(
+    hass: HomeAssistant,
+    photo_camera: PhotoCamera,
+    images_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry = cpu_entry(camera_subentry(scan_interval=10))
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    photo_camera.photo = None
+    for step in range(1, 4):
+        await retry_later(hass, 11 * step)
+    assert states(hass) == {STATE_UNAVAILABLE}
+    assert photo_camera.frames == 3, "only the scan timer fetches"
+    assert len(records(caplog, logging.WARNING)) == 1
+
+    photo_camera.photo = images_dir / "sunflower.bmp"
+    await retry_later(hass, 44)
+    assert states(hass) == {"0", "off", "unknown"}
+    assert len(records(caplog, logging.INFO)) == 1
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_camera_error_ends_with_unload(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, photo_camera: PhotoCamera
+) -> None:
+    photo_camera.photo = None
+    await scan(hass)
+    await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    frames = photo_camera.frames
+    await retry_later(hass, 120)
+    assert photo_camera.frames == frames, "the retry timer is cancelled on unload"
+
+
+async def test_unreadable_frames_logged_once_until_they_run_again(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    photo_camera: PhotoCamera,
+    images_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not really a JPEG")
+    photo_camera.photo = broken
+    caplog.clear()
+    for _ in range(3):
+        await scan(hass)
+    warnings = records(caplog, logging.WARNING)
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"Frames of {CAMERA} fail")
+    assert hass.states.get(IP).state == "0"
+
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    await scan(hass)
+    await scan(hass)
+    assert records(caplog, logging.INFO) == [f"Frames of {CAMERA} run again"]
+    assert hass.states.get(IP).attributes["summary"]["person"] == 1
+
+
+async def test_image_entity_serves_the_annotated_frame(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, photo_camera: PhotoCamera, images_dir: Path
+) -> None:
+    image = hass.data[DATA_INSTANCES]["image"].get_entity("image.front_door_last_detection")
+    assert await image.async_image() is None
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    await scan(hass)
+    jpeg = await image.async_image()
+    assert jpeg is not None
+    assert jpeg[:3] == b"\xff\xd8\xff"
+    state = hass.states.get("image.front_door_last_detection")
+    assert state.state == hass.states.get(IP).attributes["last_detection"]

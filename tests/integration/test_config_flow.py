@@ -1,0 +1,469 @@
+"""The accelerator config flow, end to end on the real engine and the offline mirror."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.requirements import RequirementsNotFound
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR
+from custom_components.coral_vision.engine.catalog import CatalogEntry, ModelFile, load_catalog
+from custom_components.coral_vision.engine.devices import EdgeTpu
+from custom_components.coral_vision.engine.errors import RuntimeMissingError
+
+from .conftest import cpu_entry
+
+USB_TPU = EdgeTpu(kind="usb", index=0, path="/dev/bus/usb/001/004", device="usb:0")
+SSD = "detection/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29"
+
+
+@pytest.fixture(autouse=True)
+def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """A configuration folder of this test's own: every model is fetched from the mirror anew."""
+    hass.config.config_dir = str(tmp_path / "config")
+    return tmp_path / "config"
+
+
+@pytest.fixture
+async def unload_all(hass: HomeAssistant) -> AsyncGenerator[None]:
+    """Unload every entry a flow created (their executors' threads must be joined)."""
+    yield
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.state is ConfigEntryState.LOADED:
+            await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+def options(result: Any, key: str) -> list[str]:
+    """The values a form's select field offers."""
+    field = next(k for k in result["data_schema"].schema if k == key)
+    selector = result["data_schema"].schema[field]
+    return [o["value"] if isinstance(o, dict) else o for o in selector.config["options"]]
+
+
+def default(result: Any, key: str) -> Any:
+    """A form field's default."""
+    field = next(k for k in result["data_schema"].schema if k == key)
+    return field.default()
+
+
+async def start_on(hass: HomeAssistant, device: str) -> Any:
+    """Start a flow and pick the device: the model step."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"device": device})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "model"
+    return result
+
+
+async def download(hass: HomeAssistant, flow_id: str, model: str) -> Any:
+    """Choose a catalog model, wait for the download and submit the validation."""
+    result = await hass.config_entries.flow.async_configure(flow_id, {"model": model})
+    if result["type"] is not FlowResultType.SHOW_PROGRESS:
+        return result  # it failed before it had to wait for anything
+    assert result["step_id"] == "download"
+    assert result["progress_action"] == "download_model"
+    await hass.async_block_till_done()
+    return await hass.config_entries.flow.async_configure(flow_id)
+
+
+async def custom(hass: HomeAssistant, device: str, model: Path | str, labels: str = "") -> Any:
+    """Start a flow on `device` and submit a local model."""
+    result = await start_on(hass, device)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": "custom"})
+    assert result["step_id"] == "custom_model"
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"model_path": str(model), "labels_path": labels}
+    )
+
+
+async def test_user_step_offers_the_cpu_when_no_tpu_is_found(hass: HomeAssistant) -> None:
+    with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[]):
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert options(result, "device") == ["cpu"]
+    assert result["description_placeholders"] == {"found": "0"}
+
+
+@pytest.mark.usefixtures("unload_all")
+async def test_catalog_model_on_the_cpu_creates_the_entry(hass: HomeAssistant) -> None:
+    result = await start_on(hass, "cpu")
+    assert default(result, "model") == "tf_coco_ssd_mobilenet_v1"
+    assert "custom" in options(result, "model")
+    assert "mobilenet_v2_imagenet" in options(result, "model"), "every model runs on the CPU"
+
+    flow_id = result["flow_id"]
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"model": "tf_coco_ssd_mobilenet_v1"}
+    )
+    assert result["type"] is FlowResultType.SHOW_PROGRESS
+    assert result["step_id"] == "download"
+    assert result["description_placeholders"] == {
+        "model": "SSD MobileNet v1 (COCO, TensorFlow 2018)"
+    }
+    await hass.async_block_till_done()
+    result = await hass.config_entries.flow.async_configure(flow_id)
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Coral Vision CPU"
+    assert result["data"] == {"device": "cpu", "model": "tf_coco_ssd_mobilenet_v1"}
+    entry = result["result"]
+    assert entry.unique_id == "cpu"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.model.task == "detection"
+
+
+@pytest.mark.usefixtures("unload_all")
+async def test_edge_tpu_is_offered_and_falls_back_to_its_cpu_twin(hass: HomeAssistant) -> None:
+    with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[USB_TPU]):
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        assert options(result, "device") == ["usb:0", "cpu"]
+        assert default(result, "device") == "usb:0"
+        assert result["description_placeholders"] == {"found": "1"}
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"device": "usb:0"}
+        )
+    assert result["step_id"] == "model"
+    offered = options(result, "model")
+    assert "mobilenet_v1_025_128_imagenet" in offered
+    assert "tf_coco_ssd_mobilenet_v1" not in offered, "no Edge TPU build: not offered on a TPU"
+
+    # No libedgetpu here: the compiled model cannot load, the try runs on its CPU twin, and the
+    # accelerator is kept (it runs on the CPU with a repair until the TPU works).
+    result = await download(hass, result["flow_id"], "mobilenet_v1_025_128_imagenet")
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Coral Edge TPU USB 0"
+    assert result["data"] == {"device": "usb:0", "model": "mobilenet_v1_025_128_imagenet"}
+    entry = result["result"]
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.model.edgetpu
+    assert entry.runtime_data.backend.kind == "cpu"
+
+
+async def test_a_configured_device_is_refused(hass: HomeAssistant) -> None:
+    MockConfigEntry(domain=DOMAIN, data={"device": "cpu"}, unique_id="cpu").add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+def unreachable_catalog(base: str) -> Callable[[], dict[str, CatalogEntry]]:
+    """The real catalog with every upstream URL moved under `base`."""
+
+    def load() -> dict[str, CatalogEntry]:
+        def moved(file: ModelFile | None) -> ModelFile | None:
+            return replace(file, url=f"{base}/{file.path}") if file else None
+
+        return {
+            key: replace(
+                entry,
+                cpu=replace(entry.cpu, url=f"{base}/{entry.cpu.path}"),
+                edgetpu=moved(entry.edgetpu),
+                labels=moved(entry.labels),
+            )
+            for key, entry in load_catalog().items()
+        }
+
+    return load
+
+
+def closed_port() -> int:
+    """A localhost port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_download_failure_is_shown_and_the_model_can_be_chosen_again(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # An empty mirror, and an upstream that refuses connections.
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv(ENV_MIRROR, str(tmp_path / "empty"))
+    base = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setattr(
+        "custom_components.coral_vision.accelerator.load_catalog", unreachable_catalog(base)
+    )
+    result = await start_on(hass, "cpu")
+
+    result = await download(hass, result["flow_id"], "tf_coco_ssd_mobilenet_v1")
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "failed"
+    assert result["errors"] == {"base": "download_failed"}
+    assert base in result["description_placeholders"]["detail"]
+    assert hass.config_entries.async_entries(DOMAIN) == []
+    models = Path(hass.config.path(DOMAIN, "models"))
+    assert not any(p.is_file() for p in models.rglob("*")), "nothing half-written is left"
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "model"
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_unexpected_error_is_shown_not_raised(hass: HomeAssistant) -> None:
+    # What HA 2025.4's aiodns 3.2 does under pycares 5: a TypeError out of aiohttp's resolver.
+    result = await start_on(hass, "cpu")
+    with patch(
+        "custom_components.coral_vision.config_flow.async_load_models",
+        side_effect=TypeError("Channel.getaddrinfo() takes 3 positional arguments"),
+    ):
+        result = await download(hass, result["flow_id"], "tf_coco_ssd_mobilenet_v1")
+
+    assert result["step_id"] == "failed"
+    assert result["errors"] == {"base": "unknown"}
+    assert result["description_placeholders"]["detail"].startswith("TypeError: Channel")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "model"
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_missing_runtime_is_shown(hass: HomeAssistant) -> None:
+    result = await start_on(hass, "cpu")
+    with (
+        patch(
+            "custom_components.coral_vision.runtime_support.load_runtime",
+            side_effect=RuntimeMissingError("none"),
+        ),
+        patch(
+            "custom_components.coral_vision.runtime_support.async_process_requirements",
+            side_effect=RequirementsNotFound(DOMAIN, ["ai-edge-litert==2.3.0"]),
+        ) as install,
+        patch(
+            "custom_components.coral_vision.runtime_support.async_get_system_info",
+            return_value={"installation_type": "Home Assistant Core", "python_version": "3.13"},
+        ),
+    ):
+        result = await download(hass, result["flow_id"], "tf_coco_ssd_mobilenet_v1")
+    install.assert_awaited_once()
+    assert result["step_id"] == "failed"
+    assert result["errors"] == {"base": "runtime_missing"}
+    assert hass.config_entries.async_entries(DOMAIN) == []
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+@pytest.fixture
+def allow_shared(hass: HomeAssistant, shared_dir: Path) -> Path:
+    """Let Home Assistant read ../shared."""
+    hass.config.allowlist_external_dirs = {str(shared_dir)}
+    return shared_dir
+
+
+@pytest.mark.usefixtures("allow_shared")
+async def test_custom_model_path_checks(hass: HomeAssistant, models_dir: Path) -> None:
+    result = await custom(hass, "cpu", "/etc/hostname")
+    assert result["step_id"] == "custom_model"
+    assert result["errors"] == {"model_path": "path_not_allowed"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {"model_path": str(models_dir / "nothing.tflite"), "labels_path": "/etc/hostname"},
+    )
+    assert result["step_id"] == "custom_model"
+    assert result["errors"] == {"model_path": "file_missing", "labels_path": "path_not_allowed"}
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+@pytest.mark.usefixtures("allow_shared", "unload_all")
+async def test_custom_classifier_is_inspected_then_created(
+    hass: HomeAssistant, models_dir: Path
+) -> None:
+    model = models_dir / "mobilenet_v1_0.25_128_quant.tflite"
+    labels = models_dir / "imagenet_labels.txt"
+    result = await custom(hass, "cpu", model, str(labels))
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "inspect"
+    assert not result["errors"]
+    report = result["description_placeholders"]
+    assert report["path"] == str(model)
+    assert report["task"] == "image classification, 1001 classes"
+    assert report["input"] == "128x128 uint8"
+    assert report["quantization"].startswith("8-bit (uint8")
+    assert report["edgetpu"] == "not compiled: all 31 operators run on the CPU"
+    assert report["labels"].startswith(
+        "1001 from the labels file (background; tench, Tinca tinca; goldfish"
+    )
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {
+        "device": "cpu",
+        "model": "custom",
+        "model_path": str(model),
+        "labels_path": str(labels),
+    }
+    await hass.async_block_till_done()
+    assert result["result"].runtime_data.model.task == "classification"
+
+
+@pytest.mark.usefixtures("allow_shared")
+async def test_custom_ssd_detector_report(hass: HomeAssistant, models_dir: Path) -> None:
+    result = await custom(
+        hass, "cpu", models_dir / SSD / "detect.tflite", str(models_dir / SSD / "labelmap.txt")
+    )
+    assert result["step_id"] == "inspect"
+    report = result["description_placeholders"]
+    assert report["task"] == "object detection (SSD)"
+    assert report["input"] == "300x300 uint8"
+    assert report["labels"] == "80 from the labels file (person; bicycle; car; …)"
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+@pytest.mark.usefixtures("allow_shared")
+async def test_compiled_model_on_the_cpu_is_refused_at_the_check(
+    hass: HomeAssistant, models_dir: Path
+) -> None:
+    result = await custom(hass, "cpu", models_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite")
+    assert result["step_id"] == "inspect"
+    assert result["errors"] == {"base": "edgetpu_model_on_cpu"}
+    assert result["description_placeholders"]["edgetpu"] == (
+        "compiled; every operator runs on the TPU"
+    )
+    assert result["description_placeholders"]["labels"].startswith("1001 from the model's metadata")
+
+    # Submitting goes back to the file, filled in.
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "custom_model"
+    suggested = {str(k): k.description["suggested_value"] for k in result["data_schema"].schema}
+    assert suggested["model_path"].endswith("mobilenet_v1_0.25_128_quant_edgetpu.tflite")
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+@pytest.mark.usefixtures("allow_shared", "unload_all")
+async def test_compiled_model_on_a_tpu_passes_the_check(
+    hass: HomeAssistant, models_dir: Path
+) -> None:
+    # No TPU can load it here, and a local compiled model has no CPU twin: the try fails.
+    with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[USB_TPU]):
+        result = await custom(
+            hass, "usb:0", models_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+        )
+    assert result["step_id"] == "inspect"
+    assert not result["errors"]
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "failed"
+    assert result["errors"] == {"base": "edgetpu_model_on_cpu"}
+    assert "is the Edge TPU runtime installed?" in result["description_placeholders"]["detail"]
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+@pytest.mark.usefixtures("allow_shared")
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        ("face/face_detection_short_range.tflite", "raw anchor predictions"),
+        ("movenet_single_pose_lightning_ptq.tflite", "pose, segmentation"),
+        ("invalid/model_invoking_error.tflite", "is not one RGB image"),
+    ],
+)
+async def test_unsupported_model_is_refused_with_the_reason(
+    hass: HomeAssistant, models_dir: Path, model: str, reason: str
+) -> None:
+    result = await custom(hass, "cpu", models_dir / model)
+    assert result["step_id"] == "inspect"
+    assert result["errors"] == {"base": "model_unsupported"}
+    assert result["description_placeholders"]["task"] == "not supported"
+    assert reason in result["description_placeholders"]["notes"]
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "custom_model"
+    assert hass.config_entries.async_entries(DOMAIN) == []
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+@pytest.mark.usefixtures("allow_shared")
+async def test_a_file_that_is_no_model_fails_then_goes_back(
+    hass: HomeAssistant, models_dir: Path
+) -> None:
+    result = await custom(hass, "cpu", models_dir / "coco_labels.txt")
+    assert result["step_id"] == "failed"
+    assert result["errors"] == {"base": "model_invalid"}
+    assert result["description_placeholders"]["detail"]
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "model"
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+@pytest.mark.usefixtures("allow_shared")
+async def test_labels_that_do_not_fit_fail_the_try(hass: HomeAssistant, models_dir: Path) -> None:
+    # ImageNet's 1001 labels on the bird model (965 classes): the check warns, loading refuses.
+    result = await custom(
+        hass,
+        "cpu",
+        models_dir / "mobilenet_v2_1.0_224_inat_bird_quant.tflite",
+        str(models_dir / "imagenet_labels.txt"),
+    )
+    assert result["step_id"] == "inspect"
+    assert "1001 labels for 965 classes" in result["description_placeholders"]["notes"]
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "failed"
+    assert result["errors"] == {"base": "labels_invalid"}
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_reconfigure_changes_the_model_and_reloads(
+    hass: HomeAssistant, images_dir: Path
+) -> None:
+    hass.config.allowlist_external_dirs = {str(images_dir)}
+    entry = cpu_entry()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    old_executor = entry.runtime_data.executor
+
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    assert default(result, "device") == "cpu"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
+    assert result["step_id"] == "model"
+    assert default(result, "model") == "tf_coco_ssd_mobilenet_v1", "the current model"
+
+    result = await download(hass, result["flow_id"], "mobilenet_v2_imagenet")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+
+    assert entry.data == {"device": "cpu", "model": "mobilenet_v2_imagenet"}
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.executor is not old_executor
+    response = await hass.services.async_call(
+        DOMAIN,
+        "classify",
+        {"file": str(images_dir / "cat.bmp"), "top_k": 1},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["classes"][0]["label"] == "Egyptian cat"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_reconfigure_to_a_device_in_use_is_refused(hass: HomeAssistant) -> None:
+    cpu_entry().add_to_hass(hass)
+    tpu = MockConfigEntry(domain=DOMAIN, data={"device": "usb:0", "model": "x"}, unique_id="usb:0")
+    tpu.add_to_hass(hass)
+    with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[]):
+        result = await tpu.start_reconfigure_flow(hass)
+    assert options(result, "device") == ["usb:0", "cpu"], "an unplugged TPU stays choosable"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert tpu.data["device"] == "usb:0"

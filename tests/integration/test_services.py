@@ -1,0 +1,200 @@
+"""The coral_vision.detect and coral_vision.classify actions on cameras and files, and their errors."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.coral_vision.const import DOMAIN
+
+from .conftest import CAMERA, PhotoCamera
+
+STRINGS = Path(__file__).parents[2] / "custom_components" / DOMAIN / "strings.json"
+CLASSIFIER = "mobilenet_v2_imagenet"
+
+
+async def call(hass: HomeAssistant, action: str, **data: Any) -> dict[str, Any]:
+    """Call an action and return its response."""
+    response = await hass.services.async_call(
+        DOMAIN, action, data, blocking=True, return_response=True
+    )
+    assert response is not None
+    return dict(response)
+
+
+async def fails(hass: HomeAssistant, action: str, **data: Any) -> HomeAssistantError:
+    """Call an action that must fail with a translated error; return the error."""
+    with pytest.raises(HomeAssistantError) as info:
+        await call(hass, action, **data)
+    err = info.value
+    exceptions = json.loads(STRINGS.read_text())["exceptions"]
+    assert err.translation_domain == DOMAIN
+    assert err.translation_key in exceptions, f"{err.translation_key} has no message"
+    message = exceptions[err.translation_key]["message"]
+    for name in err.translation_placeholders or {}:
+        assert f"{{{name}}}" in message
+    return err
+
+
+@pytest.fixture
+def allow_images(hass: HomeAssistant, images_dir: Path) -> Path:
+    """Let actions read ../shared/images."""
+    hass.config.allowlist_external_dirs = {str(images_dir)}
+    return images_dir
+
+
+@pytest.fixture
+async def classifier(hass: HomeAssistant) -> AsyncGenerator[MockConfigEntry]:
+    """A second CPU accelerator running an ImageNet classifier (no cameras)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Classifier",
+        data={"device": "cpu", "model": CLASSIFIER},
+        unique_id="cpu-classifier",
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_detect_on_a_camera(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, photo_camera: PhotoCamera, images_dir: Path
+) -> None:
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    response = await call(hass, "detect", entity_id=CAMERA)
+    assert response["source"] == CAMERA
+    assert response["image_size"] == [512, 600]
+    assert response["backend"] == "CPU"
+    assert response["inference_ms"] > 0
+    person = next(d for d in response["detections"] if d["label"] == "person")
+    assert person["score"] >= 0.5
+    xmin, ymin, xmax, ymax = person["box"]
+    assert 0 <= xmin < xmax <= 512
+    assert 0 <= ymin < ymax <= 600
+    assert all(d["score"] >= 0.5 for d in response["detections"])
+    assert "classes" not in response
+
+    photo_camera.photo = images_dir / "sunflower.bmp"
+    response = await call(hass, "detect", entity_id=CAMERA)
+    assert "person" not in {d["label"] for d in response["detections"]}
+
+
+async def test_detect_on_a_file_with_score_and_count_limits(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, allow_images: Path
+) -> None:
+    file = str(allow_images / "kite_and_cold.jpg")
+    response = await call(hass, "detect", file=file, min_score=0.3)
+    assert response["source"] == file
+    labels = Counter(d["label"] for d in response["detections"])
+    assert labels["person"] >= 2
+    assert labels["kite"] >= 2
+    scores = [d["score"] for d in response["detections"]]
+    assert scores == sorted(scores, reverse=True)
+    assert min(scores) >= 0.3
+
+    top = await call(
+        hass, "detect", file=file, min_score=0.3, top_k=2, config_entry_id=loaded_entry.entry_id
+    )
+    assert top["detections"] == response["detections"][:2]
+
+
+async def test_classify_a_file_and_a_camera(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    classifier: MockConfigEntry,
+    photo_camera: PhotoCamera,
+    allow_images: Path,
+) -> None:
+    response = await call(hass, "classify", file=str(allow_images / "cat.bmp"))
+    assert "detections" not in response
+    classes = response["classes"]
+    assert 1 <= len(classes) <= 5, "classify returns the top 5 by default"
+    assert "cat" in classes[0]["label"].lower()
+    assert classes[0]["score"] >= 0.1
+
+    photo_camera.photo = allow_images / "cat.bmp"
+    from_camera = await call(
+        hass, "classify", entity_id=CAMERA, config_entry_id=classifier.entry_id, top_k=1
+    )
+    assert from_camera["source"] == CAMERA
+    assert [c["label"] for c in from_camera["classes"]] == [classes[0]["label"]]
+
+    # The detector is picked for detect although the classifier is loaded too.
+    detected = await call(hass, "detect", entity_id=CAMERA)
+    assert "cat" in {d["label"] for d in detected["detections"]}
+
+
+async def test_target_errors(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    photo_camera: PhotoCamera,
+    allow_images: Path,
+    tmp_path: Path,
+) -> None:
+    err = await fails(hass, "detect")
+    assert isinstance(err, ServiceValidationError)
+    assert err.translation_key == "no_target"
+
+    err = await fails(hass, "detect", file=str(tmp_path / "secret.jpg"))
+    assert isinstance(err, ServiceValidationError)
+    assert err.translation_key == "file_not_allowed"
+
+    err = await fails(hass, "detect", file=str(allow_images / "no_such_photo.jpg"))
+    assert err.translation_key == "file_missing"
+
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"\xff\xd8 this is not a JPEG " * 100)
+    hass.config.allowlist_external_dirs = {str(allow_images), str(tmp_path)}
+    err = await fails(hass, "detect", file=str(garbage))
+    assert isinstance(err, ServiceValidationError)
+    assert err.translation_key == "image_invalid"
+    assert str(garbage) in str(err.translation_placeholders)
+
+    photo_camera.photo = None
+    err = await fails(hass, "detect", entity_id=CAMERA)
+    assert isinstance(err, ServiceValidationError)
+    assert err.translation_key == "camera_unavailable"
+    assert (err.translation_placeholders or {}).get("entity_id") == CAMERA
+
+    with pytest.raises(Exception, match="target"):
+        await call(hass, "detect", entity_id=CAMERA, file=str(garbage))
+
+
+async def test_accelerator_errors(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, photo_camera: PhotoCamera
+) -> None:
+    err = await fails(hass, "detect", entity_id=CAMERA, config_entry_id="nope")
+    assert err.translation_key == "accelerator_not_loaded"
+
+    err = await fails(hass, "classify", entity_id=CAMERA, config_entry_id=loaded_entry.entry_id)
+    assert err.translation_key == "wrong_task"
+    assert (err.translation_placeholders or {}).get("task") == "classification"
+
+    err = await fails(hass, "classify", entity_id=CAMERA)
+    assert err.translation_key == "no_accelerator"
+
+    await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    err = await fails(hass, "detect", entity_id=CAMERA)
+    assert err.translation_key == "no_accelerator"
+    err = await fails(hass, "detect", entity_id=CAMERA, config_entry_id=loaded_entry.entry_id)
+    assert err.translation_key == "accelerator_not_loaded"
+
+
+async def test_no_accelerator_set_up_at_all(hass: HomeAssistant, photo_camera: PhotoCamera) -> None:
+    assert await async_setup_component(hass, DOMAIN, {})
+    err = await fails(hass, "detect", entity_id=CAMERA)
+    assert isinstance(err, ServiceValidationError)
+    assert err.translation_key == "no_accelerator"

@@ -1,0 +1,300 @@
+"""The camera subentry flow: add and edit cameras of a running accelerator, applied at once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigEntryState,
+    ConfigSubentryData,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.coral_vision.const import SUBENTRY_CAMERA
+from custom_components.coral_vision.processor import CameraSettings
+
+from .conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
+
+IP = "image_processing.front_door"
+PERSON = "binary_sensor.front_door_person_detected"
+TIE = "binary_sensor.front_door_tie_detected"
+CAT = "binary_sensor.front_door_cat_detected"
+BOTTOM_HALF = "0,0.5; 1,0.5; 1,1; 0,1"
+FILTERS = {
+    "min_area": 0,
+    "max_area": 100,
+    "region": "",
+    "confirm_frames": 1,
+    "confirm_window": 1,
+    "off_delay": 0,
+    "save_snapshots": False,
+}
+
+
+@pytest.fixture(autouse=True)
+def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """A configuration folder of this test's own."""
+    hass.config.config_dir = str(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+async def accelerator(
+    hass: HomeAssistant, photo_camera: PhotoCamera
+) -> AsyncGenerator[MockConfigEntry]:
+    """A loaded CPU accelerator without cameras."""
+    entry = cpu_entry()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def start(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
+    """Start adding a camera."""
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER}
+    )
+
+
+async def edit(hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str) -> Any:
+    """Start editing a camera (MockConfigEntry's helper changed its signature in 2026)."""
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CAMERA),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+
+
+async def submit(hass: HomeAssistant, result: Any, user_input: dict[str, Any]) -> Any:
+    """Submit a subentry form."""
+    return await hass.config_entries.subentries.async_configure(result["flow_id"], user_input)
+
+
+def defaults(result: Any) -> dict[str, Any]:
+    """Each form field's default."""
+    return {str(k): k.default() for k in result["data_schema"].schema if callable(k.default)}
+
+
+async def scan(hass: HomeAssistant) -> None:
+    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
+    await hass.async_block_till_done()
+
+
+async def test_add_camera_creates_its_entities(
+    hass: HomeAssistant,
+    accelerator: MockConfigEntry,
+    photo_camera: PhotoCamera,
+    images_dir: Path,
+) -> None:
+    result = await start(hass, accelerator)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert defaults(result) == {"labels": ["person"], "scan_interval": 5}
+    labels_field = next(k for k in result["data_schema"].schema if str(k) == "labels")
+    offered = result["data_schema"].schema[labels_field].config["options"]
+    assert {"cat", "person"} <= set(offered)
+
+    result = await submit(
+        hass, result, {"camera_entity": CAMERA, "labels": ["person", "cat"], "scan_interval": 0}
+    )
+    assert result["step_id"] == "scores"
+    assert defaults(result) == {"person": 0.6, "cat": 0.6}
+    result = await submit(hass, result, {"person": 0.5, "cat": 0.4})
+    assert result["step_id"] == "filters"
+    result = await submit(hass, result, {**FILTERS, "confirm_frames": 1.0, "off_delay": 5})
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Front door"
+    assert result["data"] == {
+        "camera_entity": CAMERA,
+        "labels": ["person", "cat"],
+        "scan_interval": 0,
+        "scores": {"person": 0.5, "cat": 0.4},
+        "min_score": 0.4,
+        **FILTERS,
+        "off_delay": 5,
+    }
+    assert isinstance(result["data"]["confirm_frames"], int)
+    settings = CameraSettings.from_data(result["data"])
+    assert settings.labels == ("person", "cat")
+    assert settings.object_filter.scores == {"person": 0.5, "cat": 0.4}
+    assert not settings.object_filter.region, "the whole frame"
+    (subentry,) = accelerator.subentries.values()
+    assert subentry.unique_id == CAMERA
+
+    # The entry reloads on its own and the camera's entities run.
+    await hass.async_block_till_done()
+    assert accelerator.state is ConfigEntryState.LOADED
+    assert list(accelerator.runtime_data.processors) == [subentry.subentry_id]
+    for entity_id in (IP, PERSON, CAT):
+        assert hass.states.get(entity_id) is not None, entity_id
+    photo_camera.photo = images_dir / "cat.bmp"
+    await scan(hass)
+    assert hass.states.get(CAT).state == "on"
+    assert hass.states.get(PERSON).state == "off"
+
+
+async def test_no_labels(hass: HomeAssistant, accelerator: MockConfigEntry) -> None:
+    result = await start(hass, accelerator)
+    result = await submit(hass, result, {"camera_entity": CAMERA, "labels": [], "scan_interval": 5})
+    assert result["step_id"] == "user"
+    assert result["errors"] == {"labels": "no_labels"}
+
+
+async def test_camera_already_added(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    result = await start(hass, loaded_entry)
+    result = await submit(
+        hass, result, {"camera_entity": CAMERA, "labels": ["cat"], "scan_interval": 5}
+    )
+    assert result["step_id"] == "user"
+    assert result["errors"] == {"camera_entity": "camera_already_added"}
+    assert len(loaded_entry.subentries) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({"region": "0,0; 1,1"}, {"region": "invalid_region"}),
+        ({"region": "0,0; 2,0; 1,1"}, {"region": "invalid_region"}),
+        ({"min_area": 50, "max_area": 10}, {"min_area": "area_order"}),
+        ({"confirm_frames": 3, "confirm_window": 2}, {"confirm_frames": "confirm_order"}),
+        (
+            {"region": "x", "min_area": 50, "max_area": 10},
+            {"region": "invalid_region", "min_area": "area_order"},
+        ),
+    ],
+)
+async def test_filter_errors(
+    hass: HomeAssistant,
+    accelerator: MockConfigEntry,
+    changes: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    result = await start(hass, accelerator)
+    result = await submit(
+        hass, result, {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 5}
+    )
+    result = await submit(hass, result, {"person": 0.5})
+    result = await submit(hass, result, {**FILTERS, **changes})
+    assert result["step_id"] == "filters"
+    assert result["errors"] == errors
+    assert {k: v for k, v in defaults(result).items() if k in changes} == changes, "kept"
+
+    result = await submit(hass, result, FILTERS)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+
+async def test_entry_not_loaded(hass: HomeAssistant) -> None:
+    entry = cpu_entry()
+    entry.add_to_hass(hass)
+    result = await start(hass, entry)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "entry_not_loaded"
+
+
+async def test_reconfigure_applies_new_labels_and_region(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    photo_camera: PhotoCamera,
+    images_dir: Path,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    subentry_id = next(iter(loaded_entry.subentries))
+    assert hass.states.get(TIE) is not None
+    old_processor = loaded_entry.runtime_data.processors[subentry_id]
+
+    result = await edit(hass, loaded_entry, subentry_id)
+    assert result["step_id"] == "user"
+    assert defaults(result) == {
+        "camera_entity": CAMERA,
+        "labels": ["person", "tie"],
+        "scan_interval": 0,
+    }
+    result = await submit(
+        hass, result, {"camera_entity": CAMERA, "labels": ["person", "cat"], "scan_interval": 0}
+    )
+    assert result["step_id"] == "scores"
+    assert defaults(result) == {"person": 0.5, "cat": 0.6}, "the old score is kept"
+    result = await submit(hass, result, {"person": 0.5, "cat": 0.5})
+    assert result["step_id"] == "filters"
+    assert defaults(result)["off_delay"] == 0
+    result = await submit(hass, result, {**FILTERS, "region": BOTTOM_HALF})
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+
+    subentry = loaded_entry.subentries[subentry_id]
+    assert subentry.data["labels"] == ["person", "cat"]
+    assert subentry.data["scores"] == {"person": 0.5, "cat": 0.5}
+    assert subentry.data["region"] == BOTTOM_HALF
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    processor = loaded_entry.runtime_data.processors[subentry_id]
+    assert processor is not old_processor, "reloaded"
+    assert processor.settings.labels == ("person", "cat")
+    assert processor.settings.object_filter.region is not None
+
+    # The dropped label's sensor is gone, state and registry entry; the new one works.
+    assert hass.states.get(TIE) is None
+    assert entity_registry.async_get(TIE) is None
+    assert entity_registry.async_get(CAT) is not None
+    assert entity_registry.async_get(PERSON) is not None
+    photo_camera.photo = images_dir / "cat.bmp"
+    await scan(hass)
+    assert hass.states.get(CAT).state == "on"
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    await scan(hass)
+    assert hass.states.get(PERSON).state == "on", "her feet are in the bottom half"
+
+
+async def test_reconfigure_onto_another_cameras_entity_is_refused(
+    hass: HomeAssistant, photo_camera: PhotoCamera
+) -> None:
+    back_door = ConfigSubentryData(
+        data={**camera_subentry()["data"], "camera_entity": "camera.back_door"},
+        subentry_type=SUBENTRY_CAMERA,
+        title="Back door",
+        unique_id="camera.back_door",
+    )
+    entry = cpu_entry(camera_subentry(), back_door)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    back_id = next(k for k, s in entry.subentries.items() if s.title == "Back door")
+
+    result = await edit(hass, entry, back_id)
+    result = await submit(
+        hass, result, {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 0}
+    )
+    assert result["step_id"] == "user"
+    assert result["errors"] == {"camera_entity": "camera_already_added"}
+
+    # Keeping its own camera is fine.
+    result = await submit(
+        hass,
+        result,
+        {"camera_entity": "camera.back_door", "labels": ["person"], "scan_interval": 0},
+    )
+    assert result["step_id"] == "scores"
+    hass.config_entries.subentries.async_abort(result["flow_id"])
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_reconfigure_of_an_unloaded_entry_aborts(hass: HomeAssistant) -> None:
+    entry = cpu_entry(camera_subentry())
+    entry.add_to_hass(hass)
+    result = await edit(hass, entry, next(iter(entry.subentries)))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "entry_not_loaded"

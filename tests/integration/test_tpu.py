@@ -1,0 +1,279 @@
+"""An Edge TPU accelerator (a fake libedgetpu running the CPU twin): unplugged, replugged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.coral_vision import accelerator, coordinator
+from custom_components.coral_vision.const import DOMAIN
+from custom_components.coral_vision.engine.devices import EdgeTpu
+from custom_components.coral_vision.engine.errors import DelegateError
+from custom_components.coral_vision.engine.executor import Executor
+from custom_components.coral_vision.engine.models import Model
+from tests.engine.fakes import FakeEdgeTpu
+
+from .conftest import PhotoCamera, camera_subentry
+
+IP = "image_processing.front_door"
+BACKEND = "sensor.coral_usb_0_backend"
+LOGGER = "custom_components.coral_vision"
+MODEL = "mobilenet_v1_025_128_imagenet"  # both variants are in the shared mirror
+GOWN = "academic gown, academic robe, judge's robe"  # Grace Hopper, on MobileNet v1 0.25
+USB0 = EdgeTpu(kind="usb", index=0, path="", device="usb:0")
+
+
+class Bus:
+    """What the integration sees of the USB bus and libedgetpu."""
+
+    def __init__(self, fake: FakeEdgeTpu) -> None:
+        self.fake = fake
+        self.listed: list[EdgeTpu] = [USB0]
+
+    def unplug(self) -> None:
+        self.fake.unplug()
+        self.listed.clear()
+
+    def replug(self) -> None:
+        self.fake.replug()
+        self.listed[:] = [USB0]
+
+
+def make_bus(monkeypatch: pytest.MonkeyPatch, models_dir: Path, **options: Any) -> Bus:
+    """Put a fake Edge TPU on usb:0 behind the integration."""
+    twin = (models_dir / "mobilenet_v1_0.25_128_quant.tflite").read_bytes()
+    bus = Bus(FakeEdgeTpu(cpu_twin=twin, **options))
+    original: Callable[..., Executor] = accelerator.create_executor
+
+    def create(model: Model, tpu: EdgeTpu | None, **kwargs: Any) -> Executor:
+        return original(model, tpu, runtime=bus.fake.runtime(), **kwargs)
+
+    monkeypatch.setattr(accelerator, "list_edge_tpus", lambda: list(bus.listed))
+    monkeypatch.setattr(accelerator, "create_executor", create)
+    return bus
+
+
+@pytest.fixture
+def bus(monkeypatch: pytest.MonkeyPatch, models_dir: Path) -> Bus:
+    return make_bus(monkeypatch, models_dir)
+
+
+@pytest.fixture
+async def tpu_entry(
+    hass: HomeAssistant, tmp_path: Path, photo_camera: PhotoCamera, bus: Bus
+) -> AsyncGenerator[MockConfigEntry]:
+    hass.config.config_dir = str(tmp_path)  # the models are fetched into this test's folder
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Coral USB 0",
+        data={"device": "usb:0", "model": MODEL},
+        unique_id="usb:0",
+        subentries_data=[camera_subentry(labels=[], scores={}, min_score=0.05)],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def scan(hass: HomeAssistant) -> None:
+    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
+    await hass.async_block_till_done()
+
+
+async def settle(hass: HomeAssistant, done: Callable[[], bool]) -> None:
+    """Wait for the executor thread's backend change to reach the event loop."""
+    for _ in range(500):
+        await hass.async_block_till_done(wait_background_tasks=True)
+        if done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the backend change never arrived")
+
+
+async def refresh(hass: HomeAssistant, seconds: float) -> None:
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def issue(hass: HomeAssistant, entry: MockConfigEntry) -> ir.IssueEntry | None:
+    return ir.async_get(hass).async_get_issue(DOMAIN, f"tpu_fallback_{entry.entry_id}")
+
+
+def records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == level]
+
+
+async def test_unplug_falls_back_and_replug_returns(
+    hass: HomeAssistant,
+    tpu_entry: MockConfigEntry,
+    bus: Bus,
+    photo_camera: PhotoCamera,
+    images_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    assert hass.states.get(BACKEND).state == "edgetpu_usb"
+    assert issue(hass, tpu_entry) is None
+    await scan(hass)
+    assert hass.states.get(IP).state == GOWN
+    assert bus.fake.invokes == 1
+    caplog.clear()
+
+    bus.unplug()
+    await scan(hass)  # this frame is lost with the TPU; the executor reopens on the CPU
+    await settle(hass, lambda: hass.states.get(BACKEND).state == "cpu")
+    assert issue(hass, tpu_entry) is not None
+    assert issue(hass, tpu_entry).translation_placeholders["device"] == "usb:0"
+    for _ in range(3):
+        await scan(hass)
+    assert hass.states.get(IP).state == GOWN, "the CPU fallback keeps detecting"
+    assert bus.fake.invokes == 2, "frames no longer reach the TPU"
+    assert all(
+        hass.states.get(e).state != STATE_UNAVAILABLE
+        for e in (IP, BACKEND, "sensor.front_door_objects")
+    )
+    await refresh(hass, 31)  # not listed: no attempt to reopen it
+    assert hass.states.get(BACKEND).state == "cpu"
+    warnings = records(caplog, logging.WARNING)
+    assert len(warnings) == 1
+    assert "usb:0" in warnings[0]
+
+    bus.replug()
+    await refresh(hass, 62)
+    await settle(hass, lambda: issue(hass, tpu_entry) is None)
+    assert hass.states.get(BACKEND).state == "edgetpu_usb"
+    invokes = bus.fake.invokes
+    await scan(hass)
+    assert bus.fake.invokes == invokes + 1
+    assert hass.states.get(IP).state == GOWN
+    assert records(caplog, logging.INFO) == ["Edge TPU usb:0 is back; running on Edge TPU (USB)"]
+    assert len(records(caplog, logging.WARNING)) == 1
+
+
+async def test_missing_library_is_reported_once_and_not_retried(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    photo_camera: PhotoCamera,
+    monkeypatch: pytest.MonkeyPatch,
+    models_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = make_bus(monkeypatch, models_dir, load_error=OSError("libedgetpu.so.1: not found"))
+    hass.config.config_dir = str(tmp_path)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Coral USB 0",
+        data={"device": "usb:0", "model": MODEL},
+        subentries_data=[camera_subentry()],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(BACKEND).state == "cpu"
+    found = issue(hass, entry)
+    assert found is not None
+    assert found.translation_placeholders["reason"] == "no_runtime_library"
+    loads = len(bus.fake.load_calls)
+    await refresh(hass, 31)
+    await refresh(hass, 62)
+    assert len(bus.fake.load_calls) == loads, "a missing library is not tried every 30 s"
+    assert len(records(caplog, logging.WARNING)) == 1
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_busy_tpu_retried_without_new_warnings(
+    hass: HomeAssistant,
+    tpu_entry: MockConfigEntry,
+    bus: Bus,
+    photo_camera: PhotoCamera,
+    images_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    caplog.clear()
+    bus.unplug()
+    await scan(hass)
+    await settle(hass, lambda: issue(hass, tpu_entry) is not None)
+    # Listed again but held by another program: reopening it falls back again.
+    bus.fake.load_error = ValueError("Failed to load delegate: device busy")
+    bus.listed[:] = [USB0]
+    loads = len(bus.fake.load_calls)
+    await refresh(hass, 31)
+    await settle(hass, lambda: len(bus.fake.load_calls) > loads)
+    await refresh(hass, 62)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert len(bus.fake.load_calls) >= loads + 2, "tried again at each refresh"
+    assert hass.states.get(BACKEND).state == "cpu"
+    assert issue(hass, tpu_entry) is not None
+    assert len(records(caplog, logging.WARNING)) == 1
+    assert records(caplog, logging.INFO) == []
+
+
+async def test_temperature_sensor_when_the_tpu_reports_one(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    photo_camera: PhotoCamera,
+    bus: Bus,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    temperatures = iter([47.5, 51.0])
+    monkeypatch.setattr(coordinator, "list_edge_tpus", lambda: list(bus.listed))
+    monkeypatch.setattr(coordinator, "read_temperature", lambda tpu: next(temperatures))
+    hass.config.config_dir = str(tmp_path)
+    entry = MockConfigEntry(
+        domain=DOMAIN, title="Coral USB 0", data={"device": "usb:0", "model": MODEL}
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    state = hass.states.get("sensor.coral_usb_0_tpu_temperature")
+    assert float(state.state) == 47.5
+    assert state.attributes["unit_of_measurement"] == "°C"
+    await refresh(hass, 31)
+    assert float(hass.states.get("sensor.coral_usb_0_tpu_temperature").state) == 51.0
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_failed_reopen_keeps_the_cpu(
+    hass: HomeAssistant,
+    tpu_entry: MockConfigEntry,
+    bus: Bus,
+    photo_camera: PhotoCamera,
+    images_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    bus.unplug()
+    await scan(hass)
+    await settle(hass, lambda: issue(hass, tpu_entry) is not None)
+    executor = tpu_entry.runtime_data.executor
+    attempts: list[Model] = []
+
+    async def refuse(model: Model, cpu_model: Model | None = None) -> None:
+        attempts.append(model)
+        raise DelegateError("usb:0 could not be opened")
+
+    monkeypatch.setattr(executor, "async_swap_model", refuse)
+    bus.listed[:] = [USB0]
+    await refresh(hass, 31)
+    assert len(attempts) == 1
+    assert hass.states.get(BACKEND).state == "cpu"
+    assert issue(hass, tpu_entry) is not None
+    await scan(hass)
+    assert hass.states.get(IP).state == GOWN
