@@ -15,7 +15,7 @@ from .accelerator import (
     async_load_models,
     async_open_accelerator,
 )
-from .const import DOMAIN, SUBENTRY_CAMERA
+from .const import CONF_MIRROR, DOMAIN, SUBENTRY_CAMERA
 from .coordinator import AcceleratorCoordinator
 from .engine.errors import CoralVisionError, DownloadError
 from .processor import CameraProcessor, CameraSettings
@@ -38,7 +38,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) 
     if await async_ensure_runtime(hass) is None:
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="runtime_missing")
     try:
-        model, cpu_model = await async_load_models(hass, entry.data)
+        model, cpu_model = await async_load_models(
+            hass, entry.data, mirror=entry.options.get(CONF_MIRROR)
+        )
         accelerator = await async_open_accelerator(hass, entry, model, cpu_model)
     except DownloadError as err:
         raise ConfigEntryNotReady(

@@ -23,10 +23,10 @@ from .const import (
     LOGGER,
     MODEL_CUSTOM,
 )
-from .engine.catalog import load_catalog
+from .engine.catalog import CatalogEntry, load_catalog
 from .engine.delegate import BackendInfo, FallbackReason
 from .engine.devices import EdgeTpu, list_edge_tpus
-from .engine.download import Progress, ensure_model, mirror_from_env
+from .engine.download import Progress, ensure_model, files_for, mirror_from_env
 from .engine.errors import CoralVisionError
 from .engine.executor import Executor
 from .engine.models import Model, load_model
@@ -80,9 +80,17 @@ def find_tpu(device: str) -> EdgeTpu | None:
 
 
 async def async_load_models(
-    hass: HomeAssistant, data: Mapping[str, Any], progress: Progress | None = None
+    hass: HomeAssistant,
+    data: Mapping[str, Any],
+    progress: Progress | None = None,
+    *,
+    mirror: str | None = None,
 ) -> tuple[Model, Model | None]:
-    """Resolve and load an entry's model (and its CPU twin for a compiled model)."""
+    """Resolve and load an entry's model (and its CPU twin for a compiled model).
+
+    Catalog files come from `mirror` (the entry's option), else $CORAL_VISION_MIRROR, before
+    their upstream URLs.
+    """
     device = data[CONF_DEVICE]
     choice = data.get(CONF_MODEL) or default_model(device)
     if choice == MODEL_CUSTOM:
@@ -98,7 +106,7 @@ async def async_load_models(
         entry,
         device_kind(device),
         models_dir(hass),
-        mirror=mirror_from_env() or None,
+        mirror=mirror or mirror_from_env() or None,
         progress=progress,
     )
 
@@ -112,6 +120,21 @@ async def async_load_models(
         return model, twin
 
     return await hass.async_add_executor_job(load)
+
+
+def model_references(
+    hass: HomeAssistant, catalog: Mapping[str, CatalogEntry]
+) -> dict[Path, list[str]]:
+    """Which stored model files each accelerator entry uses (entry titles by file)."""
+    folder = models_dir(hass)
+    used: dict[Path, list[str]] = {}
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        choice = entry.data.get(CONF_MODEL) or default_model(entry.data[CONF_DEVICE])
+        if choice not in catalog:
+            continue
+        for file in files_for(catalog[choice], device_kind(entry.data[CONF_DEVICE])):
+            used.setdefault(folder / file.path, []).append(entry.title)
+    return used
 
 
 @dataclass

@@ -20,6 +20,7 @@ from homeassistant.config_entries import (
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
+    OptionsFlow,
     SubentryFlowResult,
 )
 from homeassistant.core import callback
@@ -38,6 +39,7 @@ from .const import (
     CONF_MAX_AREA,
     CONF_MIN_AREA,
     CONF_MIN_SCORE,
+    CONF_MIRROR,
     CONF_MODEL,
     CONF_MODEL_PATH,
     CONF_OFF_DELAY,
@@ -55,7 +57,7 @@ from .engine.catalog import CatalogEntry, load_catalog
 from .engine.delegate import open_backend
 from .engine.detect import decode_outputs
 from .engine.devices import list_edge_tpus
-from .engine.download import Progress
+from .engine.download import Progress, is_url
 from .engine.errors import (
     CoralVisionError,
     DownloadError,
@@ -180,6 +182,12 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> dict[str, type[ConfigSubentryFlow]]:
         """Cameras are added to an accelerator as subentries."""
         return {SUBENTRY_CAMERA: CameraSubentryFlow}
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """Options: where models are downloaded from."""
+        return CoralVisionOptionsFlow()
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose the accelerator among those found, or the CPU."""
@@ -360,7 +368,10 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         """Make sure a runtime is there (installed if need be), then fetch and load the model."""
         if await async_ensure_runtime(self.hass) is None:
             raise RuntimeMissingError("no TensorFlow Lite runtime could be installed")
-        return await async_load_models(self.hass, self._data, progress=progress)
+        mirror = None
+        if self.source == SOURCE_RECONFIGURE:
+            mirror = self._get_reconfigure_entry().options.get(CONF_MIRROR)
+        return await async_load_models(self.hass, self._data, progress=progress, mirror=mirror)
 
     async def async_step_validate(
         self, user_input: dict[str, Any] | None = None
@@ -407,6 +418,32 @@ def _labels_of(entry: ConfigEntry) -> list[str]:
     """The loaded accelerator's model labels."""
     model: Model = entry.runtime_data.model
     return model.labels.names()
+
+
+class CoralVisionOptionsFlow(OptionsFlow):
+    """A mirror (folder or base URL) tried before the models' upstream URLs."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Set or clear the mirror; the entry reloads with it."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            mirror = (user_input.get(CONF_MIRROR) or "").strip()
+            if mirror and not is_url(mirror):
+                if not self.hass.config.is_allowed_path(mirror):
+                    errors[CONF_MIRROR] = "path_not_allowed"
+                elif not await self.hass.async_add_executor_job(Path(mirror).is_dir):
+                    errors[CONF_MIRROR] = "folder_missing"
+            if not errors:
+                return self.async_create_entry(data={CONF_MIRROR: mirror})
+        current = self.config_entry.options.get(CONF_MIRROR, "")
+        schema = vol.Schema(
+            {
+                vol.Optional(
+                    CONF_MIRROR, description={"suggested_value": current}
+                ): selector.TextSelector()
+            }
+        )
+        return self.async_show_form(step_id="init", data_schema=schema, errors=errors)
 
 
 class CameraSubentryFlow(ConfigSubentryFlow):

@@ -37,3 +37,4 @@ MODEL_CUSTOM: Final = "custom"
 SUBENTRY_CAMERA: Final = "camera"
 
 ENV_MIRROR: Final = "CORAL_VISION_MIRROR"
+CONF_MIRROR: Final = "mirror"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,19 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
+from homeassistant.util.json import JsonValueType
 
-from .accelerator import Accelerator, CoralVisionConfigEntry
+from .accelerator import Accelerator, CoralVisionConfigEntry, model_references, models_dir
 from .const import DOMAIN
+from .engine.catalog import load_catalog
 from .engine.errors import CoralVisionError, ImageError
 from .engine.results import FrameResult, Task
+from .engine.store import list_models, remove_unused
 
 SERVICE_DETECT = "detect"
 SERVICE_CLASSIFY = "classify"
+SERVICE_LIST_MODELS = "list_models"
+SERVICE_REMOVE_UNUSED_MODELS = "remove_unused_models"
 ATTR_FILE = "file"
 ATTR_CONFIG_ENTRY = "config_entry_id"
 ATTR_MIN_SCORE = "min_score"
@@ -73,6 +79,36 @@ def async_setup_services(hass: HomeAssistant) -> None:
         hass.services.async_register(
             DOMAIN, name, handle, schema=SCHEMAS[task], supports_response=SupportsResponse.ONLY
         )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_LIST_MODELS,
+        partial(_async_list_models, hass),
+        schema=vol.Schema({}),
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_REMOVE_UNUSED_MODELS,
+        partial(_async_remove_unused_models, hass),
+        schema=vol.Schema({}),
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+
+
+async def _async_list_models(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """The files in the models folder: size, variant, source, hash and which entries use them."""
+    folder = models_dir(hass)
+    references = model_references(hass, await hass.async_add_executor_job(load_catalog))
+    stored = await hass.async_add_executor_job(list_models, folder, references)
+    return {"folder": str(folder), "models": [m.as_dict() for m in stored]}
+
+
+async def _async_remove_unused_models(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """Delete stored model files no accelerator uses; return what was removed."""
+    folder = models_dir(hass)
+    references = model_references(hass, await hass.async_add_executor_job(load_catalog))
+    removed = await hass.async_add_executor_job(remove_unused, folder, references)
+    return {"removed": list[JsonValueType](removed)}
 
 
 def _error(key: str, **placeholders: str) -> ServiceValidationError:

@@ -207,3 +207,39 @@ def test_model_failing_at_invoke_on_cpu_fails_only_its_requests(
     assert changes == []
     assert stats.frames_failed == 4
     assert stats.backend_changes == 0
+
+
+def test_compiled_model_without_twin_fails_clearly_until_the_tpu_returns(
+    rig: Rig,
+    v1_tpu: Model,
+    image_bytes: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from custom_components.coral_vision.engine import executor as executor_module
+    from custom_components.coral_vision.engine.errors import EdgeTpuModelOnCpuError
+
+    monkeypatch.setattr(executor_module, "REOPEN_INTERVAL_S", 0.0)
+    photo = image_bytes["cat.bmp"]
+    with Executor(
+        v1_tpu,
+        rig.tpu,
+        runtime=rig.fake.runtime(),
+        list_tpus=rig.list_tpus,
+        on_backend_change=rig.on_change,
+    ) as executor:
+        assert executor.run_sync("cam", photo).backend == "Edge TPU (USB)"
+        rig.unplug()
+        lost = executor.submit("cam", photo).exception(timeout=WAIT_S)
+        assert isinstance(lost, DelegateError)
+        # Nothing can run a compiled model without its TPU: each frame says why, none hangs.
+        for _ in range(2):
+            error = executor.submit("cam", photo).exception(timeout=WAIT_S)
+            assert isinstance(error, EdgeTpuModelOnCpuError)
+        assert executor.backend_info is None
+        assert executor.stats().backend is None
+
+        make_usb_tpu(tmp_path / "sys", "1-1")
+        rig.fake.replug()
+        assert executor.run_sync("cam", photo).backend == "Edge TPU (USB)"
+    assert rig.changes[-1][1].kind == "edgetpu-usb"

@@ -198,3 +198,15 @@ async def test_no_accelerator_set_up_at_all(hass: HomeAssistant, photo_camera: P
     err = await fails(hass, "detect", entity_id=CAMERA)
     assert isinstance(err, ServiceValidationError)
     assert err.translation_key == "no_accelerator"
+
+
+async def test_a_relative_file_is_read_from_the_config_folder(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, images_dir: Path, config_in_tmp: Path
+) -> None:
+    www = config_in_tmp / "www"
+    www.mkdir()
+    (www / "door.bmp").write_bytes((images_dir / "grace_hopper.bmp").read_bytes())
+    hass.config.allowlist_external_dirs = {str(www)}
+    response = await call(hass, "detect", file="www/door.bmp")
+    assert response["source"] == str(www / "door.bmp")
+    assert "person" in {d["label"] for d in response["detections"]}
