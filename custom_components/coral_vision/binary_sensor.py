@@ -7,7 +7,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .accelerator import CoralVisionConfigEntry
-from .entity import CameraEntity
+from .entity import CameraEntity, add_camera_entities
 from .processor import CameraProcessor
 
 
@@ -17,11 +17,13 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a binary sensor per watched label of each camera."""
-    for subentry_id, processor in entry.runtime_data.processors.items():
-        async_add_entities(
-            (LabelDetectedSensor(processor, label) for label in processor.settings.labels),
-            config_subentry_id=subentry_id,
-        )
+    add_camera_entities(
+        entry,
+        async_add_entities,
+        lambda processor: (
+            LabelDetectedSensor(processor, lbl) for lbl in processor.settings.labels
+        ),
+    )
 
 
 class LabelDetectedSensor(CameraEntity, BinarySensorEntity):

@@ -161,6 +161,19 @@ def report_placeholders(report: ModelReport) -> dict[str, str]:
     }
 
 
+def _seconds(step: float) -> selector.NumberSelector:
+    """A 0..3600 s number box."""
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=0,
+            max=3600,
+            step=step,
+            unit_of_measurement="s",
+            mode=selector.NumberSelectorMode.BOX,
+        )
+    )
+
+
 class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add an accelerator: device, then model; the model is tried before the entry is made."""
 
@@ -499,15 +512,7 @@ class CameraSubentryFlow(ConfigSubentryFlow):
                 ),
                 vol.Required(
                     CONF_SCAN_INTERVAL, default=current.get(CONF_SCAN_INTERVAL, 5)
-                ): selector.NumberSelector(
-                    selector.NumberSelectorConfig(
-                        min=0,
-                        max=3600,
-                        step=0.5,
-                        unit_of_measurement="s",
-                        mode=selector.NumberSelectorMode.BOX,
-                    )
-                ),
+                ): _seconds(step=0.5),
             }
         )
         return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
@@ -578,17 +583,7 @@ class CameraSubentryFlow(ConfigSubentryFlow):
                 vol.Required(
                     CONF_CONFIRM_WINDOW, default=d.get(CONF_CONFIRM_WINDOW, 1)
                 ): selector.NumberSelector(frames),
-                vol.Required(
-                    CONF_OFF_DELAY, default=d.get(CONF_OFF_DELAY, 10)
-                ): selector.NumberSelector(
-                    selector.NumberSelectorConfig(
-                        min=0,
-                        max=3600,
-                        step=1,
-                        unit_of_measurement="s",
-                        mode=selector.NumberSelectorMode.BOX,
-                    )
-                ),
+                vol.Required(CONF_OFF_DELAY, default=d.get(CONF_OFF_DELAY, 10)): _seconds(step=1),
                 vol.Required(
                     CONF_SAVE_SNAPSHOTS, default=d.get(CONF_SAVE_SNAPSHOTS, False)
                 ): selector.BooleanSelector(),

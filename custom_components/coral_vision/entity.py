@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .accelerator import CoralVisionConfigEntry
 from .accelerator import accelerator_device_info as make_device_info
@@ -14,6 +17,16 @@ from .processor import CameraProcessor
 def accelerator_device_info(entry: CoralVisionConfigEntry) -> DeviceInfo:
     """The accelerator's device."""
     return make_device_info(entry, entry.runtime_data.model.name)
+
+
+def add_camera_entities(
+    entry: CoralVisionConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    build: Callable[[CameraProcessor], Iterable[Entity]],
+) -> None:
+    """Add each camera's entities to that camera's subentry."""
+    for subentry_id, processor in entry.runtime_data.processors.items():
+        async_add_entities(build(processor), config_subentry_id=subentry_id)
 
 
 class CameraEntity(Entity):

@@ -7,7 +7,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .accelerator import CoralVisionConfigEntry
-from .entity import CameraEntity
+from .entity import CameraEntity, add_camera_entities
 from .processor import CameraProcessor
 
 
@@ -17,9 +17,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add one event entity per camera."""
-    for subentry_id, processor in entry.runtime_data.processors.items():
-        if processor.settings.labels:
-            async_add_entities([DetectionEvent(processor)], config_subentry_id=subentry_id)
+    add_camera_entities(
+        entry,
+        async_add_entities,
+        lambda processor: [DetectionEvent(processor)] if processor.settings.labels else [],
+    )
 
 
 class DetectionEvent(CameraEntity, EventEntity):

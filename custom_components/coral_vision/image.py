@@ -7,7 +7,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .accelerator import CoralVisionConfigEntry
-from .entity import CameraEntity
+from .entity import CameraEntity, add_camera_entities
 from .processor import CameraProcessor
 
 
@@ -17,8 +17,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add one image entity per camera."""
-    for subentry_id, processor in entry.runtime_data.processors.items():
-        async_add_entities([LastDetectionImage(hass, processor)], config_subentry_id=subentry_id)
+    add_camera_entities(
+        entry, async_add_entities, lambda processor: [LastDetectionImage(hass, processor)]
+    )
 
 
 class LastDetectionImage(CameraEntity, ImageEntity):

@@ -10,7 +10,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .accelerator import CoralVisionConfigEntry
-from .entity import CameraEntity
+from .entity import CameraEntity, add_camera_entities
 from .processor import CameraProcessor
 
 
@@ -20,8 +20,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add one entity per camera."""
-    for subentry_id, processor in entry.runtime_data.processors.items():
-        async_add_entities([CoralVisionImageProcessing(processor)], config_subentry_id=subentry_id)
+    add_camera_entities(
+        entry, async_add_entities, lambda processor: [CoralVisionImageProcessing(processor)]
+    )
 
 
 class CoralVisionImageProcessing(CameraEntity, ImageProcessingEntity):

@@ -18,7 +18,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .accelerator import CoralVisionConfigEntry
 from .coordinator import AcceleratorCoordinator, AcceleratorStats
-from .entity import CameraEntity, accelerator_device_info
+from .entity import CameraEntity, accelerator_device_info, add_camera_entities
 from .processor import CameraProcessor
 
 
@@ -90,8 +90,7 @@ async def async_setup_entry(
     if coordinator.data.temperature_c is not None:
         descriptions.append(TEMPERATURE_SENSOR)
     async_add_entities(AcceleratorSensor(entry, coordinator, d) for d in descriptions)
-    for subentry_id, processor in entry.runtime_data.processors.items():
-        async_add_entities([ObjectCountSensor(processor)], config_subentry_id=subentry_id)
+    add_camera_entities(entry, async_add_entities, lambda processor: [ObjectCountSensor(processor)])
 
 
 class AcceleratorSensor(CoordinatorEntity[AcceleratorCoordinator], SensorEntity):

@@ -247,3 +247,15 @@ async def test_fetch_model_bytes(
     upstream.status[SMALL] = 404
     with pytest.raises(ModelError, match="HTTP 404"):
         await fetch_model_bytes(session, upstream.url(SMALL))
+
+
+def test_labels_from_a_file_win_over_metadata(models_dir: Path, tmp_path: Path) -> None:
+    model = models_dir / "mobilenet_v1_0.25_128_quant.tflite"
+    report = inspect_model(model, labels=models_dir / "imagenet_labels.txt")
+    assert report.labels_source == "file"
+    assert report.labels[0] == "background"
+    assert not report.warnings
+
+    fallback = inspect_model(model, labels=tmp_path / "missing.txt")
+    assert any("labels file unusable" in w for w in fallback.warnings)
+    assert fallback.labels_source in ("metadata", None)
