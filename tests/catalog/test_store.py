@@ -96,3 +96,33 @@ def test_stale_partial_downloads_are_cleaned(tmp_path: Path) -> None:
     store.remove_unused(tmp_path)
     assert not stale.exists()
     assert fresh.exists()  # may belong to a download still running
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        "{not json",
+        '["a list"]',
+        '{"files": "not a mapping"}',
+    ],
+)
+def test_a_damaged_manifest_reads_as_empty(tmp_path: Path, manifest: str) -> None:
+    (tmp_path / store.MANIFEST_NAME).write_text(manifest)
+    assert store.read_manifest(tmp_path) == {}
+
+
+def test_untrustworthy_records_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / store.MANIFEST_NAME).write_text(
+        '{"files": {"good.tflite": {"sha256": "ab", "size": 3},'
+        ' "no_hash.tflite": {"size": 3},'
+        ' "bad_size.tflite": {"sha256": "ab", "size": "three"}}}'
+    )
+    assert list(store.read_manifest(tmp_path)) == ["good.tflite"]
+
+
+def test_the_folder_itself_and_the_manifest_are_not_models(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="models folder itself"):
+        store.relative_path(tmp_path, tmp_path)
+    with pytest.raises(ModelError, match="manifest"):
+        store.remove_model(tmp_path, store.MANIFEST_NAME)
+    assert store.list_models(tmp_path / "absent") == []

@@ -115,12 +115,6 @@ class ObjectTracker:
         """Labels of announced objects still followed."""
         return frozenset(t.detection.label for t in self._tracks if t.announced)
 
-    def reset(self) -> None:
-        """Forget everything."""
-        self._tracks.clear()
-        self._last_seen.clear()
-        self._active = frozenset()
-
     def _best_match(self, track: _Track, candidates: Sequence[Detection]) -> Detection | None:
         """The candidate of the track's label overlapping it most, if enough."""
         best: Detection | None = None
