@@ -149,13 +149,30 @@ async def configure(session: aiohttp.ClientSession, headers: dict[str, str]) -> 
 
 
 async def verify(session: aiohttp.ClientSession, headers: dict[str, str], config: Path) -> int:
-    """Check the API, the entry's state and the log; print what was found."""
+    """Check the API, the entry, a detection on the demo camera, the logbook and the log."""
     async with session.get(f"{URL}/api/", headers=headers) as resp:
         api_ok = resp.status == 200
-    async with session.get(
-        f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers
-    ) as resp:
+    url = f"{URL}/api/config/config_entries/entry?domain=coral_vision"
+    async with session.get(url, headers=headers) as resp:
         states = [e["state"] for e in await resp.json()]
+    # The demo camera shows each photo for 8 s and is scanned every 4 s: within a minute and a
+    # half it has shown a person, and the logbook has its "detected" line.
+    detections: list[str] = []
+    for _ in range(45):
+        async with session.get(f"{URL}/api/logbook", headers=headers) as resp:
+            entries = await resp.json() if resp.status == 200 else []
+        detections = [
+            f"{e.get('name')} {e.get('message')}"
+            for e in entries
+            if e.get("domain") == "coral_vision" or "detected" in str(e.get("message", ""))
+        ]
+        if detections:
+            break
+        await asyncio.sleep(2)
+    async with session.get(
+        f"{URL}/api/states/image_processing.demo_camera", headers=headers
+    ) as resp:
+        camera_state = (await resp.json()).get("state") if resp.status == 200 else None
     log = (config / "home-assistant.log").read_text(errors="replace")
     errors = [
         line
@@ -164,11 +181,13 @@ async def verify(session: aiohttp.ClientSession, headers: dict[str, str], config
     ]
     print(
         f"api: {'ok' if api_ok else 'FAILED'}; coral_vision entries: {states}; "
+        f"image_processing.demo_camera: {camera_state}; logbook: {detections[:3]}; "
         f"errors from custom_components.coral_vision: {len(errors)}"
     )
     for line in errors:
         print("  " + line)
-    return 0 if api_ok and states and all(s == "loaded" for s in states) and not errors else 1
+    loaded = bool(states) and all(s == "loaded" for s in states)
+    return 0 if api_ok and loaded and camera_state is not None and detections and not errors else 1
 
 
 async def main() -> int:
