@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -122,6 +124,19 @@ async def async_load_models(
     return await hass.async_add_executor_job(load)
 
 
+def store_user_model(folder: Path, url: str, data: bytes) -> Path:
+    """Keep a downloaded user model as <models>/custom/<name>-<hash>.tflite, written atomically."""
+    stem = "".join(
+        c if c.isalnum() or c in "-_." else "_" for c in PurePosixPath(urlsplit(url).path).stem
+    )
+    target = folder / "custom" / f"{stem or 'model'}-{hashlib.sha256(data).hexdigest()[:12]}.tflite"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return target
+
+
 def model_references(
     hass: HomeAssistant, catalog: Mapping[str, CatalogEntry]
 ) -> dict[Path, list[str]]:
@@ -130,6 +145,11 @@ def model_references(
     used: dict[Path, list[str]] = {}
     for entry in hass.config_entries.async_entries(DOMAIN):
         choice = entry.data.get(CONF_MODEL) or default_model(entry.data[CONF_DEVICE])
+        if choice == MODEL_CUSTOM:
+            for key in (CONF_MODEL_PATH, CONF_LABELS_PATH):
+                if entry.data.get(key):
+                    used.setdefault(Path(entry.data[key]), []).append(entry.title)
+            continue
         if choice not in catalog:
             continue
         for file in files_for(catalog[choice], device_kind(entry.data[CONF_DEVICE])):

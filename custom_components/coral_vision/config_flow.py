@@ -26,9 +26,10 @@ from homeassistant.config_entries import (
 from homeassistant.core import callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import selector
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from PIL import Image
 
-from .accelerator import async_load_models, default_model, find_tpu
+from .accelerator import async_load_models, default_model, find_tpu, models_dir, store_user_model
 from .const import (
     CONF_CAMERA,
     CONF_CONFIRM_FRAMES,
@@ -67,7 +68,7 @@ from .engine.errors import (
     RuntimeMissingError,
 )
 from .engine.filters import parse_region
-from .engine.inspect import ModelReport, inspect_model
+from .engine.inspect import ModelReport, fetch_model_bytes, inspect_model
 from .engine.models import Model
 from .engine.preprocess import prepare_frame
 from .runtime_support import async_ensure_runtime
@@ -260,7 +261,9 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             for e in self._catalog.values()
             if device == DEVICE_CPU or e.edgetpu is not None
         ]
-        options.append(selector.SelectOptionDict(value=MODEL_CUSTOM, label="Local .tflite file"))
+        options.append(
+            selector.SelectOptionDict(value=MODEL_CUSTOM, label="Your own model (file or link)")
+        )
         if user_input is not None:
             choice = user_input.get(CONF_MODEL, default_model(device))
             if choice == MODEL_CUSTOM:
@@ -283,12 +286,22 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_custom_model(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """A .tflite file (and optional labels) in a folder Home Assistant may read."""
+        """A .tflite file in a folder Home Assistant may read, or a model URL; optional labels."""
         errors: dict[str, str] = {}
         if user_input is not None:
             model_path = user_input[CONF_MODEL_PATH].strip()
             labels_path = (user_input.get(CONF_LABELS_PATH) or "").strip()
-            for key, path in ((CONF_MODEL_PATH, model_path), (CONF_LABELS_PATH, labels_path)):
+            checked = [(CONF_LABELS_PATH, labels_path)]
+            if is_url(model_path):
+                try:
+                    model_path = await self._async_fetch_user_model(model_path)
+                except ModelError as err:
+                    LOGGER.info("Model download failed: %s", err)
+                    errors[CONF_MODEL_PATH] = "download_failed"
+                    self._detail = str(err)
+            else:
+                checked.insert(0, (CONF_MODEL_PATH, model_path))
+            for key, path in checked:
                 if not path:
                     continue
                 if not self.hass.config.is_allowed_path(path):
@@ -327,6 +340,16 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="custom_model",
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
+            description_placeholders={"detail": self._detail if errors else ""},
+        )
+
+    async def _async_fetch_user_model(self, url: str) -> str:
+        """Download a model link (TF Hub, Kaggle, direct) into the models folder; its path."""
+        data = await fetch_model_bytes(async_get_clientsession(self.hass), url)
+        return str(
+            await self.hass.async_add_executor_job(
+                store_user_model, models_dir(self.hass), url, data
+            )
         )
 
     async def async_step_inspect(

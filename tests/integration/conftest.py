@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+import contextlib
+from collections.abc import AsyncGenerator, Generator, Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import AsyncMock, patch
 
 import pytest
 from homeassistant.components.camera import Camera
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
+from homeassistant.requirements import RequirementsNotFound
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -17,8 +20,29 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR, SUBENTRY_CAMERA
+from custom_components.coral_vision.engine.errors import RuntimeMissingError
 
 CAMERA = "camera.front_door"
+
+
+@contextlib.contextmanager
+def runtime_unavailable(install_type: str = "Home Assistant Core") -> Iterator[AsyncMock]:
+    """No TFLite runtime importable, and installing it fails (as on Alpine); yields the installer."""
+    with (
+        patch(
+            "custom_components.coral_vision.runtime_support.load_runtime",
+            side_effect=RuntimeMissingError("none"),
+        ),
+        patch(
+            "custom_components.coral_vision.runtime_support.async_process_requirements",
+            side_effect=RequirementsNotFound(DOMAIN, ["ai-edge-litert==2.3.0"]),
+        ) as install,
+        patch(
+            "custom_components.coral_vision.runtime_support.async_get_system_info",
+            return_value={"installation_type": install_type, "python_version": "3.13.2"},
+        ),
+    ):
+        yield install
 
 
 @pytest.fixture(autouse=True)

@@ -3,35 +3,27 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 import pytest
+from aiohttp import web
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.requirements import RequirementsNotFound
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR
 from custom_components.coral_vision.engine.catalog import CatalogEntry, ModelFile, load_catalog
 from custom_components.coral_vision.engine.devices import EdgeTpu
-from custom_components.coral_vision.engine.errors import RuntimeMissingError
 
-from .conftest import cpu_entry
+from .conftest import cpu_entry, runtime_unavailable
 
 USB_TPU = EdgeTpu(kind="usb", index=0, path="/dev/bus/usb/001/004", device="usb:0")
 SSD = "detection/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29"
-
-
-@pytest.fixture(autouse=True)
-def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
-    """A configuration folder of this test's own: every model is fetched from the mirror anew."""
-    hass.config.config_dir = str(tmp_path / "config")
-    return tmp_path / "config"
 
 
 @pytest.fixture
@@ -237,20 +229,7 @@ async def test_unexpected_error_is_shown_not_raised(hass: HomeAssistant) -> None
 
 async def test_missing_runtime_is_shown(hass: HomeAssistant) -> None:
     result = await start_on(hass, "cpu")
-    with (
-        patch(
-            "custom_components.coral_vision.runtime_support.load_runtime",
-            side_effect=RuntimeMissingError("none"),
-        ),
-        patch(
-            "custom_components.coral_vision.runtime_support.async_process_requirements",
-            side_effect=RequirementsNotFound(DOMAIN, ["ai-edge-litert==2.3.0"]),
-        ) as install,
-        patch(
-            "custom_components.coral_vision.runtime_support.async_get_system_info",
-            return_value={"installation_type": "Home Assistant Core", "python_version": "3.13"},
-        ),
-    ):
+    with runtime_unavailable() as install:
         result = await download(hass, result["flow_id"], "tf_coco_ssd_mobilenet_v1")
     install.assert_awaited_once()
     assert result["step_id"] == "failed"
@@ -467,3 +446,59 @@ async def test_reconfigure_to_a_device_in_use_is_refused(hass: HomeAssistant) ->
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
     assert tpu.data["device"] == "usb:0"
+
+
+@pytest.fixture
+async def model_server(models_dir: Path) -> AsyncIterator[str]:
+    """An HTTP server on 127.0.0.1 serving ../shared/models; yields its base URL."""
+    app = web.Application()
+    app.router.add_static("/", models_dir)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_a_model_url_is_downloaded_checked_and_kept(
+    hass: HomeAssistant, model_server: str, models_dir: Path
+) -> None:
+    hass.config.allowlist_external_dirs = {str(models_dir)}
+    result = await custom(
+        hass,
+        "cpu",
+        f"{model_server}/mobilenet_v2_1.0_224_quant.tflite",
+        str(models_dir / "imagenet_labels.txt"),
+    )
+    assert result["step_id"] == "inspect"
+    assert result["description_placeholders"]["task"] == "image classification, 1001 classes"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    kept = Path(result["data"]["model_path"])
+    assert kept.parent == Path(hass.config.path(DOMAIN, "models", "custom"))
+    assert kept.name.startswith("mobilenet_v2_1.0_224_quant-")
+    assert kept.read_bytes() == (models_dir / "mobilenet_v2_1.0_224_quant.tflite").read_bytes()
+    await hass.async_block_till_done()
+
+    # The kept file counts as used: removing unused models leaves it.
+    removed = await hass.services.async_call(
+        DOMAIN, "remove_unused_models", {}, blocking=True, return_response=True
+    )
+    assert removed == {"removed": []}
+    assert kept.exists()
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_a_model_url_that_fails_is_shown_on_the_form(
+    hass: HomeAssistant, model_server: str
+) -> None:
+    result = await custom(hass, "cpu", f"{model_server}/no-such-model.tflite")
+    assert result["step_id"] == "custom_model"
+    assert result["errors"] == {"model_path": "download_failed"}
+    assert "404" in result["description_placeholders"]["detail"]
+    hass.config_entries.flow.async_abort(result["flow_id"])

@@ -181,13 +181,17 @@ async def test_seen_again_within_off_delay_stays_on(
 
 
 async def test_snapshot_saved_and_in_event(
-    hass: HomeAssistant, config_dir: Path, load: Load, photo_camera: PhotoCamera, images_dir: Path
+    hass: HomeAssistant,
+    config_in_tmp: Path,
+    load: Load,
+    photo_camera: PhotoCamera,
+    images_dir: Path,
 ) -> None:
     await load(labels=["person"], save_snapshots=True)
     events = await show_grace(hass, photo_camera, images_dir)
     assert len(events) == 1
     path = Path(events[0].data["snapshot"])
-    folder = config_dir / "coral_vision" / "snapshots"
+    folder = config_in_tmp / "coral_vision" / "snapshots"
     assert path.is_relative_to(folder)
     assert path.suffix == ".jpg"
     data = await hass.async_add_executor_job(path.read_bytes)
@@ -200,12 +204,16 @@ async def test_snapshot_saved_and_in_event(
 
 
 async def test_no_snapshot_when_disabled(
-    hass: HomeAssistant, config_dir: Path, load: Load, photo_camera: PhotoCamera, images_dir: Path
+    hass: HomeAssistant,
+    config_in_tmp: Path,
+    load: Load,
+    photo_camera: PhotoCamera,
+    images_dir: Path,
 ) -> None:
     await load(labels=["person"])
     events = await show_grace(hass, photo_camera, images_dir)
     assert events[0].data["snapshot"] is None
-    folder = config_dir / "coral_vision" / "snapshots"
+    folder = config_in_tmp / "coral_vision" / "snapshots"
     assert not await hass.async_add_executor_job(folder.exists)
 
 
@@ -266,7 +274,7 @@ async def test_kites_and_people_summary(
 
 async def test_only_the_newest_snapshots_are_kept(
     hass: HomeAssistant,
-    config_dir: Path,
+    config_in_tmp: Path,
     load: Load,
     photo_camera: PhotoCamera,
     images_dir: Path,
@@ -279,6 +287,6 @@ async def test_only_the_newest_snapshots_are_kept(
     await scan(hass)  # she leaves: seen again, she is a new object with a new snapshot
     second = (await show_grace(hass, photo_camera, images_dir))[0].data["snapshot"]
     assert second != first
-    folder = config_dir / "coral_vision" / "snapshots"
+    folder = config_in_tmp / "coral_vision" / "snapshots"
     files = await hass.async_add_executor_job(lambda: list(folder.rglob("*.jpg")))
     assert files == [Path(second)]

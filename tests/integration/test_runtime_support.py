@@ -8,11 +8,12 @@ import pytest
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.requirements import RequirementsNotFound
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.coral_vision.const import DOMAIN
 from custom_components.coral_vision.engine.errors import RuntimeMissingError
+
+from .conftest import runtime_unavailable
 
 
 async def test_entry_loads_with_the_real_runtime(hass: HomeAssistant) -> None:
@@ -39,20 +40,7 @@ async def test_missing_runtime_retries_and_raises_a_repair(
 ) -> None:
     entry = MockConfigEntry(domain=DOMAIN, data={"device": "cpu"}, unique_id="cpu")
     entry.add_to_hass(hass)
-    with (
-        patch(
-            "custom_components.coral_vision.runtime_support.load_runtime",
-            side_effect=RuntimeMissingError("none"),
-        ),
-        patch(
-            "custom_components.coral_vision.runtime_support.async_process_requirements",
-            side_effect=RequirementsNotFound(DOMAIN, ["ai-edge-litert==2.3.0"]),
-        ) as install,
-        patch(
-            "custom_components.coral_vision.runtime_support.async_get_system_info",
-            return_value={"installation_type": install_type, "python_version": "3.13.2"},
-        ),
-    ):
+    with runtime_unavailable(install_type) as install:
         await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY
     install.assert_awaited_once()

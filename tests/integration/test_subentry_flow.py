@@ -39,13 +39,6 @@ FILTERS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
-    """A configuration folder of this test's own."""
-    hass.config.config_dir = str(tmp_path)
-    return tmp_path
-
-
 @pytest.fixture
 async def accelerator(
     hass: HomeAssistant, photo_camera: PhotoCamera
