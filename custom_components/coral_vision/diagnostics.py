@@ -11,11 +11,11 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceEntry
 
 from .accelerator import Accelerator, CoralVisionConfigEntry
-from .const import CONF_LABELS_PATH, CONF_MODEL_PATH, DOMAIN, SUBENTRY_CAMERA
+from .const import CONF_LABELS_PATH, CONF_MIRROR, CONF_MODEL_PATH, DOMAIN, SUBENTRY_CAMERA
 from .processor import CameraProcessor
 
 # Paths on the user's disk say more about them than about the problem.
-TO_REDACT = {CONF_MODEL_PATH, CONF_LABELS_PATH, "path", "snapshot"}
+TO_REDACT = {CONF_MODEL_PATH, CONF_LABELS_PATH, CONF_MIRROR, "path", "snapshot"}
 
 
 async def async_get_config_entry_diagnostics(

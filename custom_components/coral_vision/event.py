@@ -10,6 +10,9 @@ from .accelerator import CoralVisionConfigEntry
 from .entity import CameraEntity, add_camera_entities
 from .processor import CameraProcessor
 
+# State comes from the camera's processor or the coordinator: nothing to poll in parallel.
+PARALLEL_UPDATES = 0
+
 
 async def async_setup_entry(
     hass: HomeAssistant,

@@ -13,6 +13,9 @@ from .accelerator import CoralVisionConfigEntry
 from .entity import CameraEntity, add_camera_entities
 from .processor import CameraProcessor
 
+# Scans run through the accelerator's executor, which orders them itself.
+PARALLEL_UPDATES = 0
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
@@ -39,8 +42,6 @@ class CoralVisionImageProcessing(CameraEntity, ImageProcessingEntity):
         """Tell the processor which entity its events are about."""
         await super().async_added_to_hass()
         self.processor.image_entity_id = self.entity_id
-        if self.registry_entry is not None:
-            self.processor.device_id = self.registry_entry.device_id
 
     async def async_update(self) -> None:
         """Scan now (`image_processing.scan`)."""

@@ -11,6 +11,7 @@ from typing import Any
 from homeassistant.components import camera
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.util import dt as dt_util
 
@@ -128,7 +129,7 @@ class CameraProcessor:
         )
         self.state = CameraState(task=accelerator.model.task)
         self.image_entity_id: str | None = None
-        self.device_id: str | None = None
+        self._device_id: str | None = None
         self.camera_ok = True
         self._engine_error: str | None = None
         self._busy = False
@@ -141,6 +142,16 @@ class CameraProcessor:
     def source_id(self) -> str:
         """The key frames of this camera are coalesced under."""
         return f"{self.subentry_id}:{self.settings.camera_entity}"
+
+    @property
+    def device_id(self) -> str | None:
+        """The camera's device in the registry (what device triggers match on)."""
+        if self._device_id is None:
+            registry = dr.async_get(self.hass)
+            for device in dr.async_entries_for_config_entry(registry, self.accelerator.entry_id):
+                if (DOMAIN, self.subentry_id) in device.identifiers:
+                    self._device_id = device.id
+        return self._device_id
 
     @property
     def available(self) -> bool:

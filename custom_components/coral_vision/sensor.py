@@ -78,6 +78,10 @@ TEMPERATURE_SENSOR = AcceleratorSensorDescription(
 )
 
 
+# State comes from the camera's processor or the coordinator: nothing to poll in parallel.
+PARALLEL_UPDATES = 0
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: CoralVisionConfigEntry,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +11,21 @@ from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.components.device_automation.exceptions import InvalidDeviceAutomationConfig
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
     async_get_device_automations,
     async_mock_service,
 )
 
 from custom_components.coral_vision import device_trigger
-from custom_components.coral_vision.const import DOMAIN
+from custom_components.coral_vision.const import DOMAIN, EVENT_DETECTED
 
-from .conftest import PhotoCamera
+from .conftest import PhotoCamera, camera_subentry, cpu_entry
 from .test_detection import scan
 
 
@@ -180,3 +185,36 @@ async def test_automation_with_an_unwatched_label_is_not_set_up(
     photo_camera.photo = images_dir / "kite_and_cold.jpg"
     await scan(hass)
     assert calls == []
+
+
+async def test_events_carry_the_device_even_with_the_scan_entity_disabled(
+    hass: HomeAssistant, photo_camera: PhotoCamera, images_dir: Path
+) -> None:
+    entry = cpu_entry(camera_subentry(scan_interval=5))
+    entry.add_to_hass(hass)
+    subentry_id = next(iter(entry.subentries))
+    er.async_get(hass).async_get_or_create(
+        "image_processing",
+        DOMAIN,
+        f"{subentry_id}_image_processing",
+        config_entry=entry,
+        disabled_by=er.RegistryEntryDisabler.USER,
+    )
+    detected = async_capture_events(hass, EVENT_DETECTED)
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get("image_processing.front_door") is None
+
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=6))
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    camera_device = next(
+        d
+        for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+        if (DOMAIN, subentry_id) in d.identifiers
+    )
+    people = [e for e in detected if e.data["label"] == "person"]
+    assert people, "the timer scanned without the image processing entity"
+    assert people[0].data["device_id"] == camera_device.id
+    await hass.config_entries.async_unload(entry.entry_id)
