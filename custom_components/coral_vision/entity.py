@@ -9,14 +9,8 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .accelerator import CoralVisionConfigEntry
-from .accelerator import accelerator_device_info as make_device_info
 from .const import DOMAIN
 from .processor import CameraProcessor
-
-
-def accelerator_device_info(entry: CoralVisionConfigEntry) -> DeviceInfo:
-    """The accelerator's device."""
-    return make_device_info(entry, entry.runtime_data.model.name)
 
 
 def add_camera_entities(

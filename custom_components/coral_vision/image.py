@@ -43,4 +43,4 @@ class LastDetectionImage(CameraEntity, ImageEntity):
 
     async def async_image(self) -> bytes | None:
         """The annotated JPEG."""
-        return self.processor.state.annotated
+        return await self.processor.async_annotated()

@@ -99,7 +99,9 @@ class CameraState:
     process_time_ms: float | None = None
     last_detection: datetime | None = None
     top_class: str | None = None
-    annotated: bytes | None = None
+    # The last frame with matches, kept encoded; drawn on only when someone asks for it.
+    detection_frame: bytes | None = None
+    detection_matches: tuple[Detection, ...] = ()
     annotated_time: datetime | None = None
     snapshot: str | None = None
     new: tuple[Detection, ...] = field(default=())
@@ -137,6 +139,7 @@ class CameraProcessor:
         self._unsubs: list[CALLBACK_TYPE] = []
         self._expiry: CALLBACK_TYPE | None = None
         self._retry: CALLBACK_TYPE | None = None
+        self._annotated: tuple[datetime | None, bytes] | None = None
 
     @property
     def source_id(self) -> str:
@@ -283,18 +286,37 @@ class CameraProcessor:
             new=update.new,
         )
         if update.confirmed:
-            annotated = await self.hass.async_add_executor_job(annotate, image, update.confirmed)
-            state = replace(state, annotated=annotated, annotated_time=now, last_detection=now)
-            if update.new and self.settings.save_snapshots:
-                path = await self.hass.async_add_executor_job(self._save_snapshot, annotated, now)
-                state = replace(state, snapshot=str(path))
+            state = replace(
+                state,
+                detection_frame=image,
+                detection_matches=update.confirmed,
+                annotated_time=now,
+                last_detection=now,
+            )
         self.state = state
+        if update.new and self.settings.save_snapshots:
+            jpeg = await self.async_annotated()
+            if jpeg is not None:
+                path = await self.hass.async_add_executor_job(self._save_snapshot, jpeg, now)
+                self.state = state = replace(state, snapshot=str(path))
         for detection in update.new:
-            self._fire_detected(detection, result, now, state.snapshot if update.new else None)
+            self._fire_detected(detection, result, now, state.snapshot)
         for label in update.cleared_labels:
             self._fire_cleared(label)
         self._schedule_expiry()
         self._async_notify()
+
+    async def async_annotated(self) -> bytes | None:
+        """The last frame with matches as a JPEG with its boxes drawn, drawn once per frame."""
+        state = self.state
+        if state.detection_frame is None:
+            return None
+        if self._annotated is None or self._annotated[0] != state.annotated_time:
+            jpeg = await self.hass.async_add_executor_job(
+                annotate, state.detection_frame, state.detection_matches
+            )
+            self._annotated = (state.annotated_time, jpeg)
+        return self._annotated[1]
 
     def _fire_detected(
         self, detection: Detection, result: FrameResult, now: datetime, snapshot: str | None

@@ -16,9 +16,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .accelerator import CoralVisionConfigEntry
+from .accelerator import CoralVisionConfigEntry, accelerator_device_info
 from .coordinator import AcceleratorCoordinator, AcceleratorStats
-from .entity import CameraEntity, accelerator_device_info, add_camera_entities
+from .entity import CameraEntity, add_camera_entities
 from .processor import CameraProcessor
 
 
@@ -114,7 +114,7 @@ class AcceleratorSensor(CoordinatorEntity[AcceleratorCoordinator], SensorEntity)
         super().__init__(coordinator)
         self.entity_description = description
         self._attr_unique_id = f"{entry.entry_id}_{description.key}"
-        self._attr_device_info = accelerator_device_info(entry)
+        self._attr_device_info = accelerator_device_info(entry, entry.runtime_data.model.name)
 
     @property
     def native_value(self) -> float | str | None:
