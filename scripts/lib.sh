@@ -12,6 +12,9 @@ OLDEST_VENV="$ENVS/oldest"
 # The newest runs on Python 3.14: a system python3.14 if there is one, else a Debian chroot.
 CHROOT="$ENVS/py314-chroot"
 NEWEST_VENV_IN_CHROOT="/opt/coral-vision-venv"
+# scripts/develop --check drives Debian's Chromium with Playwright from this venv (on this machine).
+BROWSER_VENV="$ENVS/browser"
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
