@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.entity_component import DATA_INSTANCES
@@ -61,7 +61,30 @@ async def async_setup_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) 
         await async_close_accelerator(hass, accelerator)
         raise
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    entry.async_on_unload(_async_close_on_stop(hass, entry))
     return True
+
+
+@callback
+def _async_close_on_stop(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> CALLBACK_TYPE:
+    """Close the executor when Home Assistant stops: entries are not unloaded then."""
+    listening: list[CALLBACK_TYPE] = []
+
+    async def _async_close(_event: Event) -> None:
+        listening.clear()
+        for processor in entry.runtime_data.processors.values():
+            processor.async_stop()
+        await async_close_accelerator(hass, entry.runtime_data)
+
+    listening.append(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_close))
+
+    @callback
+    def _async_remove() -> None:
+        # A listener that already fired is gone: removing it again would log an error.
+        if listening:
+            listening.pop()()
+
+    return _async_remove
 
 
 async def _async_start(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -32,6 +32,7 @@ from .engine.download import Progress, ensure_model, files_for, mirror_from_env
 from .engine.errors import CoralVisionError
 from .engine.executor import Executor
 from .engine.models import Model, load_model
+from .engine.store import sha256_file
 
 if TYPE_CHECKING:
     from .coordinator import AcceleratorCoordinator
@@ -47,6 +48,8 @@ DEFAULT_MODEL = {"cpu": "tf_coco_ssd_mobilenet_v1", "edgetpu": "ssd_mobilenet_v2
 PERMANENT_FALLBACKS = frozenset(
     {FallbackReason.MODEL_NOT_COMPILED, FallbackReason.NO_RUNTIME_LIBRARY}
 )
+# Fallbacks the executor ends by itself (a hung TPU: when its stuck call returns).
+SELF_RETRIED = frozenset({FallbackReason.HUNG})
 
 
 def device_kind(device: str) -> str:
@@ -96,6 +99,7 @@ async def async_load_models(
     device = data[CONF_DEVICE]
     choice = data.get(CONF_MODEL) or default_model(device)
     if choice == MODEL_CUSTOM:
+        await _async_check_user_files(hass, data)
         labels = data.get(CONF_LABELS_PATH) or None
         model = await hass.async_add_executor_job(
             lambda: load_model(Path(data[CONF_MODEL_PATH]), labels=Path(labels) if labels else None)
@@ -124,16 +128,37 @@ async def async_load_models(
     return await hass.async_add_executor_job(load)
 
 
-def store_user_model(folder: Path, url: str, data: bytes) -> Path:
-    """Keep a downloaded user model as <models>/custom/<name>-<hash>.tflite, written atomically."""
+async def _async_check_user_files(hass: HomeAssistant, data: Mapping[str, Any]) -> None:
+    """Refuse a custom model or labels file no longer in an allowed folder (the allowlist changed)."""
+    for key in (CONF_MODEL_PATH, CONF_LABELS_PATH):
+        if (path := data.get(key)) and not await hass.async_add_executor_job(
+            user_file_allowed, hass, path
+        ):
+            raise ConfigEntryError(
+                translation_domain=DOMAIN,
+                translation_key="model_not_allowed",
+                translation_placeholders={"path": path},
+            )
+
+
+def user_file_allowed(hass: HomeAssistant, path: str) -> bool:
+    """Whether a user's file is in our models folder or an allowed one (blocking: it resolves)."""
+    try:
+        if Path(path).resolve().is_relative_to(models_dir(hass).resolve()):
+            return True
+        return hass.config.is_allowed_path(path)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def store_user_model(folder: Path, url: str, part: Path) -> Path:
+    """Move a checked model download to <models>/custom/<name>-<hash>.tflite; its new path."""
     stem = "".join(
         c if c.isalnum() or c in "-_." else "_" for c in PurePosixPath(urlsplit(url).path).stem
     )
-    target = folder / "custom" / f"{stem or 'model'}-{hashlib.sha256(data).hexdigest()[:12]}.tflite"
+    target = folder / "custom" / f"{stem or 'model'}-{sha256_file(part)[:12]}.tflite"
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
-    partial.write_bytes(data)
-    partial.replace(target)
+    part.replace(target)
     return target
 
 
@@ -208,7 +233,7 @@ class Accelerator:
                 issue_id,
                 is_fixable=False,
                 severity=ir.IssueSeverity.WARNING,
-                translation_key="tpu_fallback",
+                translation_key="tpu_hung" if reason is FallbackReason.HUNG else "tpu_fallback",
                 translation_placeholders={
                     "device": self.device,
                     "reason": str(reason),
@@ -228,7 +253,7 @@ class Accelerator:
         info = self.backend
         if self.device == DEVICE_CPU or (info is not None and info.kind != "cpu"):
             return
-        if info is not None and info.fallback_reason in PERMANENT_FALLBACKS:
+        if info is not None and info.fallback_reason in PERMANENT_FALLBACKS | SELF_RETRIED:
             return
         if await self.hass.async_add_executor_job(listed_tpu, self.device) is None:
             return

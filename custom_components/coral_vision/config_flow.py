@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from homeassistant.config_entries import (
     OptionsFlow,
     SubentryFlowResult,
 )
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -51,6 +53,7 @@ from .const import (
     DEVICE_CPU,
     DOMAIN,
     LOGGER,
+    MIN_SCAN_INTERVAL,
     MODEL_CUSTOM,
     SUBENTRY_CAMERA,
 )
@@ -67,8 +70,9 @@ from .engine.errors import (
     ModelError,
     RuntimeMissingError,
 )
-from .engine.filters import parse_region
-from .engine.inspect import ModelReport, fetch_model_bytes, inspect_model
+from .engine.filters import check_region, parse_region
+from .engine.inspect import ModelReport, inspect_model
+from .engine.links import fetch_model
 from .engine.models import Model
 from .engine.preprocess import prepare_frame
 from .runtime_support import async_ensure_runtime
@@ -100,12 +104,21 @@ def try_model(device: str, model: Model, cpu_model: Model | None) -> str:
         backend.close()
 
 
+# Download failures with their own form error; the rest say "download failed" with the detail.
+_DOWNLOAD_ERRORS = {
+    "invalid_url": "url_invalid",
+    "redirects": "download_redirects",
+    "timeout": "download_timeout",
+    "too_large": "download_too_large",
+}
+
+
 def error_key(err: Exception) -> str:
     """The form error for an engine failure."""
     if isinstance(err, RuntimeMissingError):
         return "runtime_missing"
     if isinstance(err, DownloadError):
-        return "download_failed"
+        return _DOWNLOAD_ERRORS.get(err.reason, "download_failed")
     if isinstance(err, EdgeTpuModelOnCpuError):
         return "edgetpu_model_on_cpu"
     if isinstance(err, ModelError):
@@ -113,6 +126,15 @@ def error_key(err: Exception) -> str:
     if isinstance(err, LabelsError):
         return "labels_invalid"
     return "inference_failed"
+
+
+def refusal(report: ModelReport, device: str) -> str | None:
+    """Why the model check refuses a model on a device (a form error), or None."""
+    if not report.supported:
+        return "model_unsupported"
+    if report.edgetpu_compiled and device == DEVICE_CPU:
+        return "edgetpu_model_on_cpu"
+    return None
 
 
 _TASKS = {"ssd_postprocess": "object detection (SSD)", "classification": "image classification"}
@@ -138,16 +160,15 @@ def report_placeholders(report: ModelReport) -> dict[str, str]:
     if not report.edgetpu_compiled:
         edgetpu = f"not compiled: all {report.operators} operators run on the CPU"
     elif report.cpu_operators:
-        ops = ", ".join(f"{name} x{count}" for name, count in report.cpu_ops)
         edgetpu = (
             f"compiled; {report.cpu_operators} of {report.operators} operators stay on the CPU: "
-            + ops
+            + report.cpu_ops_text()
         )
     else:
         edgetpu = "compiled; every operator runs on the TPU"
     if report.labels:
         where = "the labels file" if report.labels_source == "file" else "the model's metadata"
-        labels = f"{len(report.labels)} from {where} ({'; '.join(report.labels[:3])}; …)"
+        labels = f"{len(report.labels)} from {where} ({report.labels_sample()}; …)"
     else:
         labels = "none found: classes are shown by number"
     notes = [report.reason] if report.reason else []
@@ -291,23 +312,13 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             model_path = user_input[CONF_MODEL_PATH].strip()
             labels_path = (user_input.get(CONF_LABELS_PATH) or "").strip()
+            link = is_url(model_path)
             checked = [(CONF_LABELS_PATH, labels_path)]
-            if is_url(model_path):
-                try:
-                    model_path = await self._async_fetch_user_model(model_path)
-                except ModelError as err:
-                    LOGGER.info("Model download failed: %s", err)
-                    errors[CONF_MODEL_PATH] = "download_failed"
-                    self._detail = str(err)
-            else:
+            if not link:
                 checked.insert(0, (CONF_MODEL_PATH, model_path))
             for key, path in checked:
-                if not path:
-                    continue
-                if not self.hass.config.is_allowed_path(path):
-                    errors[key] = "path_not_allowed"
-                elif not await self.hass.async_add_executor_job(Path(path).is_file):
-                    errors[key] = "file_missing"
+                if path and (error := await self._async_path_error(path)):
+                    errors[key] = error
             if not errors:
                 self._data = {
                     CONF_DEVICE: self._data[CONF_DEVICE],
@@ -316,16 +327,21 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
                     CONF_LABELS_PATH: labels_path,
                 }
                 try:
-                    self._report = await self.hass.async_add_executor_job(
-                        lambda: inspect_model(
-                            Path(model_path), labels=Path(labels_path) if labels_path else None
-                        )
+                    self._data[CONF_MODEL_PATH] = await self._async_check_model(
+                        model_path, labels_path
                     )
+                except DownloadError as err:
+                    LOGGER.info("Model download failed: %s", err)
+                    errors[CONF_MODEL_PATH], self._detail = error_key(err), str(err)
                 except ModelError as err:
                     LOGGER.info("Model check failed: %s", err)
-                    self._error, self._detail = "model_invalid", str(err)
-                    return await self.async_step_failed()
-                return await self.async_step_inspect()
+                    if not link:
+                        self._error, self._detail = "model_invalid", str(err)
+                        return await self.async_step_failed()
+                    # The link led to no model (often a web page): let the user fix the link.
+                    errors[CONF_MODEL_PATH], self._detail = "link_not_a_model", str(err)
+                else:
+                    return await self.async_step_inspect()
         suggested = user_input or {
             CONF_MODEL_PATH: self._data.get(CONF_MODEL_PATH, ""),
             CONF_LABELS_PATH: self._data.get(CONF_LABELS_PATH, ""),
@@ -343,14 +359,44 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders={"detail": self._detail if errors else ""},
         )
 
-    async def _async_fetch_user_model(self, url: str) -> str:
-        """Download a model link (TF Hub, Kaggle, direct) into the models folder; its path."""
-        data = await fetch_model_bytes(async_get_clientsession(self.hass), url)
-        return str(
-            await self.hass.async_add_executor_job(
-                store_user_model, models_dir(self.hass), url, data
+    async def _async_path_error(self, path: str) -> str | None:
+        """The form error for a local file path, if any (the allowlist check resolves links)."""
+        if not await self.hass.async_add_executor_job(_path_allowed, self.hass, path):
+            return "path_not_allowed"
+        exists = await self.hass.async_add_executor_job(Path(path).is_file)
+        return None if exists else "file_missing"
+
+    async def _async_check_model(self, model_path: str, labels_path: str) -> str:
+        """Check a local model, or fetch and check a link's; keep the report, return its path."""
+        labels = Path(labels_path) if labels_path else None
+        if is_url(model_path):
+            model_path, self._report = await self._async_fetch_user_model(model_path, labels)
+        else:
+            self._report = await self.hass.async_add_executor_job(
+                lambda: inspect_model(Path(model_path), labels=labels)
             )
-        )
+        return model_path
+
+    async def _async_fetch_user_model(
+        self, url: str, labels: Path | None
+    ) -> tuple[str, ModelReport]:
+        """Download a model link and check it; keep it in the models folder only if it passes.
+
+        Returns the kept file's path, or the link itself with the report of a refused model.
+        """
+        folder = models_dir(self.hass)
+        part = await fetch_model(async_get_clientsession(self.hass), url, folder / "custom")
+        try:
+            report = await self.hass.async_add_executor_job(
+                lambda: inspect_model(part, labels=labels)
+            )
+            if refusal(report, self._data[CONF_DEVICE]) is not None:
+                return url, report
+            kept = await self.hass.async_add_executor_job(store_user_model, folder, url, part)
+            return str(kept), report
+        finally:
+            # Kept files were moved away; anything else goes.
+            await self.hass.async_add_executor_job(partial(part.unlink, missing_ok=True))
 
     async def async_step_inspect(
         self, user_input: dict[str, Any] | None = None
@@ -358,19 +404,15 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         """Show what the local model is; go on to try it, or refuse it with the reason."""
         report = self._report
         assert report is not None
-        refusal: str | None = None
-        if not report.supported:
-            refusal = "model_unsupported"
-        elif report.edgetpu_compiled and self._data[CONF_DEVICE] == DEVICE_CPU:
-            refusal = "edgetpu_model_on_cpu"
+        refused = refusal(report, self._data[CONF_DEVICE])
         if user_input is not None:
-            if refusal is not None:
+            if refused is not None:
                 return await self.async_step_custom_model()
             return await self.async_step_validate()
         return self.async_show_form(
             step_id="inspect",
             data_schema=vol.Schema({}),
-            errors={"base": refusal} if refusal else None,
+            errors={"base": refused} if refused else None,
             description_placeholders={
                 "path": self._data[CONF_MODEL_PATH],
                 **report_placeholders(report),
@@ -456,6 +498,14 @@ def _labels_of(entry: ConfigEntry) -> list[str]:
     return model.labels.names()
 
 
+def _path_allowed(hass: HomeAssistant, path: str) -> bool:
+    """Whether a path is in an allowed folder (resolves links: blocking); a malformed one is not."""
+    try:
+        return hass.config.is_allowed_path(path)
+    except (OSError, ValueError):
+        return False
+
+
 class CoralVisionOptionsFlow(OptionsFlow):
     """A mirror (folder or base URL) tried before the models' upstream URLs."""
 
@@ -465,7 +515,8 @@ class CoralVisionOptionsFlow(OptionsFlow):
         if user_input is not None:
             mirror = (user_input.get(CONF_MIRROR) or "").strip()
             if mirror and not is_url(mirror):
-                if not self.hass.config.is_allowed_path(mirror):
+                # is_allowed_path resolves the path on disk: blocking I/O, off the event loop.
+                if not await self.hass.async_add_executor_job(_path_allowed, self.hass, mirror):
                     errors[CONF_MIRROR] = "path_not_allowed"
                 elif not await self.hass.async_add_executor_job(Path(mirror).is_dir):
                     errors[CONF_MIRROR] = "folder_missing"
@@ -480,6 +531,47 @@ class CoralVisionOptionsFlow(OptionsFlow):
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema, errors=errors)
+
+
+def _entity_exists(hass: HomeAssistant, entity_id: str) -> bool:
+    """Whether an entity has a state or a registry entry (a registered camera may be offline)."""
+    return (
+        hass.states.get(entity_id) is not None
+        or er.async_get(hass).async_get(entity_id) is not None
+    )
+
+
+def _filters_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """Why the filters step's input cannot be saved, by field (the most basic error wins)."""
+    errors: dict[str, str] = {}
+    if user_input[CONF_MIN_AREA] > user_input[CONF_MAX_AREA]:
+        errors[CONF_MIN_AREA] = "area_order"
+    if user_input[CONF_CONFIRM_FRAMES] > user_input[CONF_CONFIRM_WINDOW]:
+        errors[CONF_CONFIRM_FRAMES] = "confirm_order"
+    for key in (CONF_CONFIRM_FRAMES, CONF_CONFIRM_WINDOW):
+        if not float(user_input[key]).is_integer():  # also nan and inf
+            errors[key] = "not_whole"
+    for key in (CONF_MIN_AREA, CONF_MAX_AREA, CONF_OFF_DELAY):
+        if not math.isfinite(user_input[key]):
+            errors[key] = "not_a_number"
+    if (region_error := _region_error(user_input.get(CONF_REGION, ""))) is not None:
+        errors[CONF_REGION] = region_error
+    return errors
+
+
+def _region_error(text: str) -> str | None:
+    """The form error for a region: not points in 0..1, or not a simple polygon with an area."""
+    try:
+        region = parse_region(text)
+    except ValueError:
+        return "invalid_region"
+    if not region:
+        return None
+    try:
+        check_region(region)
+    except ValueError:
+        return "region_degenerate"
+    return None
 
 
 class CameraSubentryFlow(ConfigSubentryFlow):
@@ -510,16 +602,8 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         current = self._current()
         errors: dict[str, str] = {}
         if user_input is not None:
-            editing = self._editing()
-            if any(
-                s.data.get(CONF_CAMERA) == user_input[CONF_CAMERA]
-                for s in entry.subentries.values()
-                if s.subentry_id != editing
-            ):
-                errors[CONF_CAMERA] = "camera_already_added"
-            elif not user_input.get(CONF_LABELS):
-                errors[CONF_LABELS] = "no_labels"
-            else:
+            errors = self._camera_errors(entry, user_input)
+            if not errors:
                 self._data = {**current, **user_input}
                 return await self.async_step_scores()
         default_labels = [name for name in ("person",) if name in labels] or labels[:1]
@@ -533,12 +617,36 @@ class CameraSubentryFlow(ConfigSubentryFlow):
                 ): selector.SelectSelector(
                     selector.SelectSelectorConfig(options=labels, multiple=True, sort=False)
                 ),
+                # The minimum is 0 (scan on demand); 0 < interval < MIN_SCAN_INTERVAL is refused.
                 vol.Required(
                     CONF_SCAN_INTERVAL, default=current.get(CONF_SCAN_INTERVAL, 5)
-                ): _seconds(step=0.5),
+                ): _seconds(step=MIN_SCAN_INTERVAL),
             }
         )
         return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+
+    def _camera_errors(self, entry: ConfigEntry, user_input: Mapping[str, Any]) -> dict[str, str]:
+        """Why the camera step's input cannot be saved, by field."""
+        errors: dict[str, str] = {}
+        camera = user_input[CONF_CAMERA]
+        editing = self._editing()
+        if any(
+            s.data.get(CONF_CAMERA) == camera
+            for s in entry.subentries.values()
+            if s.subentry_id != editing
+        ):
+            errors[CONF_CAMERA] = "camera_already_added"
+        # A camera being edited keeps its entity even while that entity's integration is down.
+        elif camera != self._current().get(CONF_CAMERA) and not _entity_exists(self.hass, camera):
+            errors[CONF_CAMERA] = "camera_missing"
+        if not user_input.get(CONF_LABELS):
+            errors[CONF_LABELS] = "no_labels"
+        interval = user_input[CONF_SCAN_INTERVAL]
+        if not math.isfinite(interval):
+            errors[CONF_SCAN_INTERVAL] = "not_a_number"
+        elif 0 < interval < MIN_SCAN_INTERVAL:
+            errors[CONF_SCAN_INTERVAL] = "scan_interval_too_short"
+        return errors
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
@@ -551,10 +659,15 @@ class CameraSubentryFlow(ConfigSubentryFlow):
     ) -> SubentryFlowResult:
         """A minimum score for each watched label."""
         labels: list[str] = list(self._data[CONF_LABELS])
+        errors: dict[str, str] = {}
         if user_input is not None:
-            self._data[CONF_SCORES] = {label: float(user_input[label]) for label in labels}
-            self._data[CONF_MIN_SCORE] = min(self._data[CONF_SCORES].values())
-            return await self.async_step_filters()
+            errors = {
+                label: "not_a_number" for label in labels if not math.isfinite(user_input[label])
+            }
+            if not errors:
+                self._data[CONF_SCORES] = {label: float(user_input[label]) for label in labels}
+                self._data[CONF_MIN_SCORE] = min(self._data[CONF_SCORES].values())
+                return await self.async_step_filters()
         previous = self._data.get(CONF_SCORES, {})
         score = selector.NumberSelector(
             selector.NumberSelectorConfig(
@@ -564,7 +677,7 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         schema = vol.Schema(
             {vol.Required(label, default=previous.get(label, 0.6)): score for label in labels}
         )
-        return self.async_show_form(step_id="scores", data_schema=schema)
+        return self.async_show_form(step_id="scores", data_schema=schema, errors=errors)
 
     async def async_step_filters(
         self, user_input: dict[str, Any] | None = None
@@ -572,14 +685,7 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         """Box area, region of interest, confirmation, off-delay and snapshots."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            try:
-                parse_region(user_input.get(CONF_REGION, ""))
-            except ValueError:
-                errors[CONF_REGION] = "invalid_region"
-            if user_input[CONF_MIN_AREA] > user_input[CONF_MAX_AREA]:
-                errors[CONF_MIN_AREA] = "area_order"
-            if user_input[CONF_CONFIRM_FRAMES] > user_input[CONF_CONFIRM_WINDOW]:
-                errors[CONF_CONFIRM_FRAMES] = "confirm_order"
+            errors = _filters_errors(user_input)
             if not errors:
                 return self._finish({**self._data, **user_input})
         d = {**self._data, **(user_input or {})}

@@ -32,6 +32,10 @@ CONF_CONFIRM_WINDOW: Final = "confirm_window"
 CONF_OFF_DELAY: Final = "off_delay"
 CONF_SAVE_SNAPSHOTS: Final = "save_snapshots"
 
+# The shortest scan interval a camera may have (0 scans only on demand): a camera polled faster
+# spends its time fetching frames the executor would coalesce away anyway.
+MIN_SCAN_INTERVAL: Final = 0.5
+
 DEVICE_CPU: Final = "cpu"
 MODEL_CUSTOM: Final = "custom"
 SUBENTRY_CAMERA: Final = "camera"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from .const import (
     EVENT_CLEARED,
     EVENT_DETECTED,
     LOGGER,
+    MIN_SCAN_INTERVAL,
 )
 from .engine.annotate import annotate
 from .engine.errors import (
@@ -80,12 +82,20 @@ class CameraSettings:
                 max_area=float(data.get(CONF_MAX_AREA, 100)) / 100,
                 region=parse_region(data.get(CONF_REGION, "")),
             ),
-            scan_interval=float(data.get(CONF_SCAN_INTERVAL, 5)),
+            scan_interval=_scan_interval(data.get(CONF_SCAN_INTERVAL, 5)),
             confirm_frames=int(data.get(CONF_CONFIRM_FRAMES, 1)),
             confirm_window=int(data.get(CONF_CONFIRM_WINDOW, 1)),
             off_delay=float(data.get(CONF_OFF_DELAY, 10)),
             save_snapshots=bool(data.get(CONF_SAVE_SNAPSHOTS, False)),
         )
+
+
+def _scan_interval(value: Any) -> float:
+    """A stored scan interval, raised to the minimum (an entry saved before it had one)."""
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        return 0.0
+    return max(seconds, MIN_SCAN_INTERVAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +237,13 @@ class CameraProcessor:
             image = await camera.async_get_image(
                 self.hass, self.settings.camera_entity, timeout=CAMERA_TIMEOUT
             )
-        except HomeAssistantError as err:
+        except Exception as err:  # a camera integration may raise anything: the camera is down
             if self.camera_ok:
-                LOGGER.warning("Camera %s is unavailable: %s", self.settings.camera_entity, err)
+                LOGGER.warning(
+                    "Camera %s is unavailable: %s",
+                    self.settings.camera_entity,
+                    err if isinstance(err, HomeAssistantError) else f"{type(err).__name__}: {err}",
+                )
                 self.camera_ok = False
                 self._async_notify()
             self._schedule_retry()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import uuid
 from functools import partial
 from pathlib import Path
@@ -18,14 +19,20 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    ServiceValidationError,
+    Unauthorized,
+    UnknownUser,
+)
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util.json import JsonValueType
 
 from .accelerator import Accelerator, CoralVisionConfigEntry, model_references, models_dir
 from .const import DOMAIN
 from .engine.catalog import load_catalog
-from .engine.errors import CoralVisionError, ImageError
+from .engine.errors import CoralVisionError, ImageError, QueueFullError
+from .engine.preprocess import MAX_IMAGE_BYTES
 from .engine.results import FrameResult, Task
 from .engine.store import list_models, remove_unused
 
@@ -104,11 +111,25 @@ async def _async_list_models(hass: HomeAssistant, call: ServiceCall) -> ServiceR
 
 
 async def _async_remove_unused_models(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
-    """Delete stored model files no accelerator uses; return what was removed."""
+    """Delete stored model files no accelerator uses; return what was removed (admins only)."""
+    await _async_check_admin(hass, call)
     folder = models_dir(hass)
     references = model_references(hass, await hass.async_add_executor_job(load_catalog))
     removed = await hass.async_add_executor_job(remove_unused, folder, references)
     return {"removed": list[JsonValueType](removed)}
+
+
+async def _async_check_admin(hass: HomeAssistant, call: ServiceCall) -> None:
+    """Refuse a call from a user who is not an administrator; a system call has no user."""
+    # async_register_admin_service does this check, but on Home Assistant 2025.4 it takes no
+    # supports_response (and drops the response), so the handler checks the caller itself.
+    if not call.context.user_id:
+        return
+    user = await hass.auth.async_get_user(call.context.user_id)
+    if user is None:
+        raise UnknownUser(context=call.context)
+    if not user.is_admin:
+        raise Unauthorized(context=call.context)
 
 
 def _error(key: str, **placeholders: str) -> ServiceValidationError:
@@ -141,20 +162,65 @@ async def _async_image(hass: HomeAssistant, call: ServiceCall) -> tuple[str, byt
     if entity_id := call.data.get(CONF_ENTITY_ID):
         try:
             image = await camera.async_get_image(hass, entity_id, timeout=10)
-        except HomeAssistantError as err:
-            raise _error("camera_unavailable", entity_id=entity_id, error=str(err)) from err
+        except Exception as err:  # a camera integration may raise anything: still "no image"
+            raise _error("camera_unavailable", entity_id=entity_id, error=_describe(err)) from err
         return entity_id, image.content
-    path = Path(call.data[ATTR_FILE])
+    return await _async_file(hass, call.data[ATTR_FILE])
+
+
+async def _async_file(hass: HomeAssistant, name: str) -> tuple[str, bytes]:
+    """An allowed image file's path and bytes, its size checked before it is read."""
+    path = Path(name)
     if not path.is_absolute():
-        path = Path(hass.config.path(str(path)))
-    if not hass.config.is_allowed_path(str(path)):
-        raise _error("file_not_allowed", file=str(path))
-    if not await hass.async_add_executor_job(path.is_file):
-        raise _error("file_missing", file=str(path))
+        path = Path(hass.config.path(name))
+    shown = _shorten(str(path))
     try:
-        return str(path), await hass.async_add_executor_job(path.read_bytes)
-    except OSError as err:
-        raise _error("file_unreadable", file=str(path), error=str(err)) from err
+        # is_allowed_path stats and resolves the path: blocking I/O, and it raises on a name
+        # the OS refuses (too long, a NUL byte).
+        allowed = await hass.async_add_executor_job(hass.config.is_allowed_path, str(path))
+        if not allowed:
+            raise _error("file_not_allowed", file=shown)
+        data = await hass.async_add_executor_job(_read_image_file, path)
+    except (OSError, ValueError) as err:
+        raise _error("file_unreadable", file=shown, error=_describe(err)) from err
+    if data is None:
+        raise _error("file_missing", file=shown)
+    return str(path), data
+
+
+def _read_image_file(path: Path) -> bytes | None:
+    """A regular file's bytes (None when there is none), refused above MAX_IMAGE_BYTES unread."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    if info.st_size > MAX_IMAGE_BYTES:
+        raise _too_large(path)
+    with path.open("rb") as file:
+        # The file may have grown since the stat: never read more than the cap.
+        data = file.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise _too_large(path)
+    return data
+
+
+def _too_large(path: Path) -> ServiceValidationError:
+    """The error for a file above the image size cap."""
+    return _error(
+        "file_too_large", file=_shorten(str(path)), limit=f"{MAX_IMAGE_BYTES // 2**20} MiB"
+    )
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    """A path or message cut to a readable length for an error message."""
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 2 :]}"
+
+
+def _describe(err: Exception) -> str:
+    """An exception as a short message, its type named when it has no text."""
+    return _shorten(str(err) or type(err).__name__)
 
 
 async def _async_run(hass: HomeAssistant, call: ServiceCall, task: Task) -> ServiceResponse:
@@ -164,12 +230,19 @@ async def _async_run(hass: HomeAssistant, call: ServiceCall, task: Task) -> Serv
     accelerator = _accelerator(hass, call.data.get(ATTR_CONFIG_ENTRY), task)
     source, image = await _async_image(hass, call)
     try:
-        # A source of its own: an action's frame never supersedes a camera's (or another call's).
+        # A source of its own: an action's frame never supersedes a camera's (or another call's);
+        # on demand: actions have a few places of their own and never take a camera's.
         result = await accelerator.executor.run(
-            f"action:{uuid.uuid4().hex}", image, timeout=ACTION_TIMEOUT
+            f"action:{uuid.uuid4().hex}", image, timeout=ACTION_TIMEOUT, on_demand=True
         )
     except ImageError as err:
         raise _error("image_invalid", source=source, error=str(err)) from err
+    except QueueFullError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="busy",
+            translation_placeholders={"device": accelerator.device},
+        ) from err
     except CoralVisionError as err:
         raise HomeAssistantError(
             translation_domain=DOMAIN,

@@ -14,7 +14,10 @@ import pytest
 from custom_components.coral_vision.engine import store
 from custom_components.coral_vision.engine.catalog import CatalogEntry
 from custom_components.coral_vision.engine.download import (
+    DEFAULT_DEADLINE,
+    MAX_DOWNLOAD_BYTES,
     MIRROR_ENV,
+    Deadline,
     LocalModel,
     download_file,
     ensure_model,
@@ -22,6 +25,7 @@ from custom_components.coral_vision.engine.download import (
     mirror_from_env,
 )
 from custom_components.coral_vision.engine.errors import CoralVisionError, DownloadError
+from tests.links_server import serve_links
 
 from .conftest import TF_DIR, TF_ZIP, FileServer, leftovers
 
@@ -399,3 +403,47 @@ def test_manifest_is_json(tmp_path: Path) -> None:
     assert store.read_manifest(tmp_path) == {"a.tflite": record}
     (tmp_path / store.MANIFEST_NAME).write_text("{broken")
     assert store.read_manifest(tmp_path) == {}
+
+
+async def test_a_stalled_transfer_ends_at_the_total_deadline(
+    session: aiohttp.ClientSession,
+    catalog: dict[str, CatalogEntry],
+    upstream: FileServer,
+    store_dir: Path,
+) -> None:
+    # Half the file, then silence on an open connection: only a total deadline ends it.
+    upstream.stall.add(SMALL_CPU)
+    quick = Deadline(grace=0.5, min_rate=1e12, limit=0.5)
+    with pytest.raises(DownloadError, match="did not finish in time") as caught:
+        await asyncio.wait_for(
+            ensure_model(session, catalog[SMALL], "cpu", store_dir, deadline=quick), 20
+        )
+    assert caught.value.reason == "timeout"
+    assert leftovers(store_dir) == []
+    upstream.stall.clear()
+    _, size = await download_file(
+        session, upstream.url(SMALL_CPU), store_dir / SMALL_CPU, deadline=Deadline(grace=10)
+    )
+    assert size == (store_dir / SMALL_CPU).stat().st_size
+
+
+def test_the_default_deadline_scales_with_the_size() -> None:
+    # A 30 MB model on a 64 KiB/s link: a minute of grace plus 7.6 minutes; never over an hour.
+    assert DEFAULT_DEADLINE.seconds(0) == 60
+    assert DEFAULT_DEADLINE.seconds(30 * 2**20) == pytest.approx(60 + 480)
+    assert DEFAULT_DEADLINE.seconds(MAX_DOWNLOAD_BYTES) == 3600
+
+
+async def test_redirect_loops_and_bad_urls_are_readable(
+    session: aiohttp.ClientSession, store_dir: Path, socket_enabled: None, models_dir: Path
+) -> None:
+    async with serve_links(models_dir) as server:
+        with pytest.raises(DownloadError, match="too many redirects") as caught:
+            await download_file(session, server.url("loop"), store_dir / "x.tflite")
+        assert caught.value.reason == "redirects"
+        with pytest.raises(DownloadError, match="HTTP 503 Service Unavailable"):
+            await download_file(session, server.url("status/503"), store_dir / "x.tflite")
+    with pytest.raises(DownloadError, match="not a valid http") as caught:
+        await download_file(session, "http://[::1", store_dir / "x.tflite")
+    assert caught.value.reason == "invalid_url"
+    assert leftovers(store_dir) == []

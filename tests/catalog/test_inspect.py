@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import json
 import random
 import struct
-import tarfile
 from collections import Counter
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from custom_components.coral_vision.engine.errors import ModelError
 from custom_components.coral_vision.engine.flatbuffer import parse_model
 from custom_components.coral_vision.engine.inspect import (
     ModelReport,
-    fetch_model_bytes,
     format_report,
     inspect_model,
     main,
-    resolve_model_url,
-    unpack_model,
 )
 
-from .conftest import TF_DIR, FileServer
+from .conftest import TF_DIR
 
 SMALL = "mobilenet_v1_0.25_128_quant.tflite"
 
@@ -113,7 +108,7 @@ def test_parser_agrees_with_the_interpreter(models_dir: Path) -> None:
 def test_invalid_model_is_refused_with_a_reason(models_dir: Path) -> None:
     report = inspect_model(models_dir / "invalid" / "model_invoking_error.tflite")
     assert report.task == "unsupported"
-    assert report.reason == "its input [1, 3] is not one RGB image"
+    assert report.reason == "its input [1, 3] is not one RGB image or one gray image"
     assert dict(report.cpu_ops) == {"fake-op-double": 1}
 
 
@@ -202,53 +197,6 @@ def test_cli_text_and_failures(models_dir: Path, capsys: pytest.CaptureFixture[s
     assert json.loads(capsys.readouterr().out)["supported"] is False
 
 
-def test_resolve_model_urls() -> None:
-    assert (
-        resolve_model_url("https://tfhub.dev/google/lite-model/spice/1")
-        == "https://tfhub.dev/google/lite-model/spice/1?lite-format=tflite"
-    )
-    assert resolve_model_url(
-        "https://www.kaggle.com/models/google/mobilenet-v2/tfLite/100-224-classification/1"
-    ) == (
-        "https://www.kaggle.com/api/v1/models/google/mobilenet-v2/tfLite/"
-        "100-224-classification/1/download"
-    )
-    assert (
-        resolve_model_url("https://github.com/google-coral/test_data/blob/master/a.tflite")
-        == "https://github.com/google-coral/test_data/raw/master/a.tflite"
-    )
-    direct = "https://example.org/model.tflite"
-    assert resolve_model_url(direct) == direct
-    with pytest.raises(ModelError, match="Kaggle"):
-        resolve_model_url("https://www.kaggle.com/models/google/mobilenet-v2")
-    with pytest.raises(ModelError, match="http"):
-        resolve_model_url("file:///etc/passwd")
-
-
-def test_unpack_tar_gz(models_dir: Path) -> None:
-    data = (models_dir / SMALL).read_bytes()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        info = tarfile.TarInfo("1.tflite")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    assert unpack_model(buffer.getvalue()) == data
-    assert unpack_model(data) == data
-    with pytest.raises(ModelError, match="archive"):
-        unpack_model(b"\x1f\x8b garbage")
-
-
-async def test_fetch_model_bytes(
-    session: aiohttp.ClientSession, upstream: FileServer, models_dir: Path
-) -> None:
-    data = await fetch_model_bytes(session, upstream.url(SMALL))
-    assert data == (models_dir / SMALL).read_bytes()
-    assert inspect_model(data).task == "classification"
-    upstream.status[SMALL] = 404
-    with pytest.raises(ModelError, match="HTTP 404"):
-        await fetch_model_bytes(session, upstream.url(SMALL))
-
-
 def test_labels_from_a_file_win_over_metadata(models_dir: Path, tmp_path: Path) -> None:
     model = models_dir / "mobilenet_v1_0.25_128_quant.tflite"
     report = inspect_model(model, labels=models_dir / "imagenet_labels.txt")
@@ -259,3 +207,21 @@ def test_labels_from_a_file_win_over_metadata(models_dir: Path, tmp_path: Path) 
     fallback = inspect_model(model, labels=tmp_path / "missing.txt")
     assert any("labels file unusable" in w for w in fallback.warnings)
     assert fallback.labels_source in ("metadata", None)
+
+
+def test_forms_and_the_cli_echo_only_short_samples(models_dir: Path) -> None:
+    from custom_components.coral_vision.config_flow import report_placeholders
+
+    report = dataclasses.replace(
+        inspect_model(models_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"),
+        labels=tuple("x" * 512 for _ in range(2000)),
+        cpu_ops=tuple((f"op{i:04d}" + "y" * 200, 1) for i in range(500)),
+        cpu_operators=500,
+    )
+    placeholders = report_placeholders(report)
+    assert all(len(text) < 600 for text in placeholders.values()), placeholders
+    assert "and 490 more" in placeholders["edgetpu"]
+    assert placeholders["labels"].startswith("2000 from the model's metadata (xxx")
+    text = format_report(report)
+    assert len(text) < 2000
+    assert all(len(name) <= 40 for name in report.as_dict()["labels_sample"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -106,18 +107,59 @@ def test_stale_partial_downloads_are_cleaned(tmp_path: Path) -> None:
         '{"files": "not a mapping"}',
     ],
 )
-def test_a_damaged_manifest_reads_as_empty(tmp_path: Path, manifest: str) -> None:
+def test_a_damaged_manifest_reads_as_empty(
+    tmp_path: Path, manifest: str, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / store.MANIFEST_NAME).write_text(manifest)
     assert store.read_manifest(tmp_path) == {}
+    assert store.read_manifest(tmp_path) == {}
+    # Once, however often it is read, naming the file: its pins no longer protect anything.
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert str(tmp_path / store.MANIFEST_NAME) in warnings[0].getMessage()
+    assert "damaged" in warnings[0].getMessage()
 
 
-def test_untrustworthy_records_are_skipped(tmp_path: Path) -> None:
+def test_untrustworthy_records_are_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / store.MANIFEST_NAME).write_text(
         '{"files": {"good.tflite": {"sha256": "ab", "size": 3},'
         ' "no_hash.tflite": {"size": 3},'
         ' "bad_size.tflite": {"sha256": "ab", "size": "three"}}}'
     )
     assert list(store.read_manifest(tmp_path)) == ["good.tflite"]
+    assert "2 unusable record(s), first 'no_hash.tflite'" in caplog.text
+
+
+def test_a_damaged_manifest_is_set_aside_not_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    damaged = '{"files": {"a.tflite": {"sha256": "ab", "size": 3}, "b": 1'
+    (tmp_path / store.MANIFEST_NAME).write_text(damaged)
+    record = store.FileRecord("c.tflite", "cd", 4, "upstream", "cpu")
+    store.record_files(tmp_path, [record])
+    assert store.read_manifest(tmp_path) == {"c.tflite": record}
+    assert (tmp_path / store.DAMAGED_MANIFEST_NAME).read_text() == damaged
+    assert caplog.text.count("is damaged") == 1
+    assert store.list_models(tmp_path) == [], "the copy is not a model"
+    # An intact manifest is never set aside.
+    store.forget_files(tmp_path, ["c.tflite"])
+    assert (tmp_path / store.DAMAGED_MANIFEST_NAME).read_text() == damaged
+    assert caplog.text.count("is damaged") == 1
+
+
+def test_a_manifest_symlink_loop_is_damaged_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / store.MANIFEST_NAME).symlink_to(tmp_path / store.MANIFEST_NAME)
+    assert store.read_manifest(tmp_path) == {}
+    assert "is damaged (unreadable" in caplog.text
+
+
+def test_an_absent_manifest_is_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert store.read_manifest(tmp_path) == {}
+    assert not caplog.records
 
 
 def test_the_folder_itself_and_the_manifest_are_not_models(tmp_path: Path) -> None:

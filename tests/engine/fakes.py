@@ -13,9 +13,14 @@ The interpreters it builds with the delegate run real inference, but the test ca
   the USB accelerator disappears mid-stream (``fake.replug()`` undoes it);
 - ``fake.hang()``: every later ``invoke()`` blocks until ``fake.release()`` (or until
   ``hang_timeout`` seconds pass, then raises ``RuntimeError`` so a buggy test cannot hang
-  forever); ``fake.blocked`` is set once an invoke is stuck, so a test can wait for that.
+  forever); ``fake.blocked`` is set once an invoke is stuck, so a test can wait for that;
+- ``fake.reenumerate()``: the accelerator comes back as a new device instance: interpreters
+  built from then on run, while invokes stuck on older ones stay stuck until ``release()``;
+- ``fake.block_loads()``: every later ``load_delegate()`` blocks (``fake.loading`` is set) until
+  ``fake.unblock_loads()`` (or ``hang_timeout``, then it returns as if it had worked).
 
-Counters (``load_calls``, ``invokes``, ``interpreters``) let tests assert what happened.
+Counters (``load_calls``, ``invokes``, ``interpreters``, ``stuck``: invokes blocked now) let tests
+assert what happened.
 
 ``make_usb_tpu`` and ``make_pci_tpu`` write fake sysfs/dev trees for ``list_edge_tpus``.
 """
@@ -57,10 +62,16 @@ class FakeEdgeTpu:
         self.load_calls: list[tuple[str, dict[str, Any]]] = []
         self.invokes = 0
         self.interpreters = 0
+        self.stuck = 0
         self.invoke_error: BaseException | None = None
         self.blocked = threading.Event()
+        self.loading = threading.Event()
+        # Each device instance has its own gate: interpreters wait on the one they were built on.
         self._running = threading.Event()
         self._running.set()
+        self._gates = [self._running]
+        self._loads = threading.Event()
+        self._loads.set()
         self._lock = threading.Lock()
 
     def runtime(self) -> Runtime:
@@ -89,10 +100,29 @@ class FakeEdgeTpu:
 
     def release(self) -> None:
         """Let blocked and later invokes run again."""
+        for gate in self._gates:
+            gate.set()
+
+    def reenumerate(self) -> None:
+        """Become a new device instance: new interpreters run, stuck invokes stay stuck."""
+        self._running = threading.Event()
         self._running.set()
+        self._gates.append(self._running)
+
+    def block_loads(self) -> None:
+        """Make every later load_delegate() block until unblock_loads()."""
+        self.loading.clear()
+        self._loads.clear()
+
+    def unblock_loads(self) -> None:
+        """Let blocked and later load_delegate() calls return."""
+        self._loads.set()
 
     def _load_delegate(self, library: str, options: dict[str, Any] | None = None) -> FakeDelegate:
         self.load_calls.append((library, dict(options or {})))
+        if not self._loads.is_set():
+            self.loading.set()
+            self._loads.wait(self.hang_timeout)
         if self.load_error is not None:
             raise self.load_error
         return FakeDelegate(library, dict(options or {}))
@@ -127,13 +157,19 @@ class FakeEdgeTpu:
             self.interpreters += 1
         return _TpuInterpreter(interpreter, self, indices) if on_tpu else interpreter
 
-    def _invoke(self, interpreter: Any) -> None:
+    def _invoke(self, interpreter: Any, gate: threading.Event) -> None:
         with self._lock:
             self.invokes += 1
-        if not self._running.is_set():
+        if not gate.is_set():
+            with self._lock:
+                self.stuck += 1
             self.blocked.set()
-            if not self._running.wait(self.hang_timeout):
-                raise RuntimeError("fake Edge TPU: hang_timeout passed without release()")
+            try:
+                if not gate.wait(self.hang_timeout):
+                    raise RuntimeError("fake Edge TPU: hang_timeout passed without release()")
+            finally:
+                with self._lock:
+                    self.stuck -= 1
         if self.invoke_error is not None:
             raise self.invoke_error
         interpreter.invoke()
@@ -146,9 +182,10 @@ class _TpuInterpreter:
         self._interpreter = interpreter
         self._tpu = tpu
         self._indices = indices
+        self._gate = tpu._running
 
     def invoke(self) -> None:
-        self._tpu._invoke(self._interpreter)
+        self._tpu._invoke(self._interpreter, self._gate)
 
     def set_tensor(self, index: int, value: Any) -> None:
         self._interpreter.set_tensor(self._indices.get(index, index), value)
@@ -160,12 +197,20 @@ class _TpuInterpreter:
         return getattr(self._interpreter, name)
 
 
-def make_usb_tpu(sys_root: Path, name: str, ids: tuple[str, str] = USB_AFTER_FIRMWARE) -> Path:
-    """Write /sys/bus/usb/devices/<name>/idVendor and idProduct under sys_root."""
+def make_usb_tpu(
+    sys_root: Path,
+    name: str,
+    ids: tuple[str, str] = USB_AFTER_FIRMWARE,
+    address: tuple[int, int] | None = None,
+) -> Path:
+    """Write /sys/bus/usb/devices/<name>/idVendor and idProduct (and busnum, devnum) under sys_root."""
     entry = sys_root / "bus" / "usb" / "devices" / name
     entry.mkdir(parents=True, exist_ok=True)
     (entry / "idVendor").write_text(f"{ids[0]}\n")
     (entry / "idProduct").write_text(f"{ids[1]}\n")
+    if address is not None:
+        (entry / "busnum").write_text(f"{address[0]}\n")
+        (entry / "devnum").write_text(f"{address[1]}\n")
     return entry
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from custom_components.coral_vision.engine.preprocess import MAX_IMAGE_BYTES
 from tests.conftest import REPO
 
 from .conftest import DETECT_DIR
@@ -18,17 +20,25 @@ from .fakes import make_pci_tpu, make_usb_tpu
 TINY = "mobilenet_v1_0.25_128_quant.tflite"
 
 
-def coral_vision(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run `python -m engine.cli` the way scripts/coral-vision does."""
+def coral_vision(
+    *args: str | Path, memory: int | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m engine.cli` the way scripts/coral-vision does (within `memory` bytes)."""
     env = dict(os.environ, PYTHONPATH=str(REPO / "custom_components" / "coral_vision"))
+
+    def limit() -> None:
+        if memory is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", *map(str, args)],
         capture_output=True,
         text=True,
         env=env,
         cwd=REPO,
-        timeout=120,
+        timeout=timeout,
         check=False,
+        preexec_fn=limit,
     )
 
 
@@ -169,3 +179,27 @@ def test_bench(models_dir: Path, images_dir: Path) -> None:
     assert report["sources"] == 3
     assert report["frames_per_s"] > 0
     assert report["inference_ms_p50"] <= report["inference_ms_p95"]
+
+
+def test_an_oversized_image_is_refused_unread(
+    models_dir: Path, images_dir: Path, tmp_path: Path
+) -> None:
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as handle:  # sparse: no disk is used
+        handle.write((images_dir / "parrot.jpg").read_bytes())
+        handle.truncate(2 * MAX_IMAGE_BYTES)
+    run = coral_vision(
+        "classify", "--json", "--model", models_dir / TINY, huge, images_dir / "cat.bmp"
+    )
+    assert_one_error_line(run, "huge.jpg", f"too large: {2 * MAX_IMAGE_BYTES} bytes", "64 MiB")
+    assert [Path(json.loads(line)["image"]).name for line in run.stdout.splitlines()] == ["cat.bmp"]
+    bench = coral_vision("bench", "--frames", "1", "--model", models_dir / TINY, "--image", huge)
+    assert_one_error_line(bench, "too large")
+
+
+def test_an_endless_image_is_read_no_further_than_the_cap(models_dir: Path) -> None:
+    # /dev/zero claims 0 bytes and never ends; reading it whole would take all memory.
+    run = coral_vision(
+        "classify", "--model", models_dir / TINY, "/dev/zero", memory=3 * 2**30, timeout=60
+    )
+    assert_one_error_line(run, "/dev/zero", f"too large: {MAX_IMAGE_BYTES + 1} bytes")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.coral_vision.engine.cli import main
+from custom_components.coral_vision.engine.cli import main, read_image
+from custom_components.coral_vision.engine.errors import ImageError
+from custom_components.coral_vision.engine.preprocess import MAX_IMAGE_BYTES
 
 from .conftest import DETECT_DIR
 from .fakes import make_pci_tpu, make_usb_tpu
@@ -180,3 +182,26 @@ def test_inspect_is_delegated(capfd: pytest.CaptureFixture[str], models_dir: Pat
     report = json.loads(out)
     assert report["edgetpu_compiled"] is True
     assert report["task"] == "classification"
+
+
+def test_oversized_images_are_refused_unread(
+    capfd: pytest.CaptureFixture[str], models_dir: Path, images_dir: Path, tmp_path: Path
+) -> None:
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as handle:  # sparse: a real photo, then zeros up to twice the cap
+        handle.write((images_dir / "parrot.jpg").read_bytes())
+        handle.truncate(2 * MAX_IMAGE_BYTES)
+    tiny = models_dir / TINY
+    status, out, err = run(
+        capfd, "classify", "--json", "--model", tiny, huge, images_dir / "cat.bmp"
+    )
+    assert status == 1
+    one_error(err, "huge.jpg", f"too large: {2 * MAX_IMAGE_BYTES} bytes")
+    assert len(out.splitlines()) == 1, "the good image still ran"
+    status, _, err = run(capfd, "bench", "--frames", "1", "--model", tiny, "--image", huge)
+    assert status == 1
+    one_error(err, "too large")
+    # A file whose size lies (a device) is read no further than the cap.
+    with pytest.raises(ImageError, match=f"too large: {MAX_IMAGE_BYTES + 1} bytes"):
+        read_image(Path("/dev/zero"))
+    assert read_image(images_dir / "cat.bmp") == (images_dir / "cat.bmp").read_bytes()

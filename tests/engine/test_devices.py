@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,39 @@ def test_read_temperature(roots: tuple[Path, Path]) -> None:
     assert read_temperature(tpu, sys_root) is None
     usb = EdgeTpu("usb", 0, str(sys_root / "bus/usb/devices/1-1"), "usb:0", None)
     assert read_temperature(usb, sys_root) is None
+
+
+def test_usb_bus_address(roots: tuple[Path, Path]) -> None:
+    sys_root, dev_root = roots
+    make_usb_tpu(sys_root, "1-1", address=(1, 4))
+    make_usb_tpu(sys_root, "1-2")
+    assert [t.address for t in list_edge_tpus(sys_root, dev_root)] == ["1-4", ""]
+
+
+def test_an_unreadable_folder_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="custom_components.coral_vision.engine.devices")
+    sys_root, dev_root = tmp_path / "sys", tmp_path / "dev"  # no /dev at all: a debug line
+    devices = sys_root / "bus" / "usb" / "devices"
+    devices.parent.mkdir(parents=True)
+    devices.write_text("oops")  # listing it fails, as EACCES or EIO would
+
+    def poll(times: int) -> list[tuple[int, str]]:
+        caplog.clear()
+        for _ in range(times):
+            assert list_edge_tpus(sys_root, dev_root) == []
+        return [(r.levelno, r.getMessage()) for r in caplog.records]
+
+    first = poll(3)
+    assert [level for level, _ in first] == [logging.WARNING, logging.DEBUG]
+    assert str(devices) in first[0][1]
+    assert "Not a directory" in first[0][1]
+    assert str(dev_root) in first[1][1]
+    assert poll(3) == [], "one line, not one per poll"
+    devices.unlink()
+    devices.mkdir()
+    assert poll(1) == []
+    devices.rmdir()
+    devices.write_text("oops")
+    assert [level for level, _ in poll(2)] == [logging.WARNING], "broken again: one more line"

@@ -13,9 +13,12 @@ from custom_components.coral_vision.engine.dispatcher import Dispatcher
 from custom_components.coral_vision.engine.errors import (
     EdgeTpuModelOnCpuError,
     ExecutorClosedError,
+    QueueFullError,
 )
 from custom_components.coral_vision.engine.executor import Executor
 from custom_components.coral_vision.engine.models import Model, load_model
+
+from .test_executor import blocked_pool
 
 WAIT_S = 60.0
 
@@ -95,3 +98,25 @@ def test_open_failure_closes_what_was_opened(tiny: Model, models_dir: Path) -> N
     assert set(threading.enumerate()) == before
     with pytest.raises(ValueError, match="at least one"):
         Dispatcher([])
+
+
+def test_on_demand_requests_go_to_the_shortest_queue_unassigned(
+    tiny: Model, image_bytes: dict[str, bytes]
+) -> None:
+    data = image_bytes["cat.bmp"]
+    with blocked_pool() as (pool, gate):
+        executors = [Executor(tiny, pool=pool, on_demand_limit=1) for _ in range(2)]
+        with Dispatcher(executors) as dispatcher:
+            futures = [dispatcher.submit(f"action:{i}", data, on_demand=True) for i in range(3)]
+            refused = futures[2].exception(timeout=0)
+            depths = [e.queue_depth for e in executors]
+            gate.set()
+            results = [f.result(timeout=WAIT_S) for f in futures[:2]]
+            later = dispatcher.run_sync("action:3", data, on_demand=True)
+            assert dispatcher.assignments() == {}
+        closed = dispatcher.submit("action:4", data, on_demand=True).exception(timeout=0)
+    assert depths == [1, 1]
+    assert isinstance(refused, QueueFullError)
+    assert [r.source_id for r in results] == ["action:0", "action:1"]
+    assert later.source_id == "action:3"
+    assert isinstance(closed, ExecutorClosedError)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import io
+import logging
+import re
+import struct
+import threading
+import tracemalloc
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from custom_components.coral_vision.engine import labels as labels_module
 from custom_components.coral_vision.engine.errors import LabelsError
 from custom_components.coral_vision.engine.labels import (
     Labels,
@@ -111,3 +118,176 @@ def test_metadata_without_text_files() -> None:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("weights.bin", b"\0\1")
     assert labels_from_metadata(buffer.getvalue()) is None
+
+
+# The parser this module replaced, kept to prove real files still parse identically.
+OLD_CORAL_LINE = re.compile(r"^\s*(\d+)[\s:]+(\S.*?)\s*$")
+
+
+def old_parse(text: str) -> Labels:
+    lines = [line.strip() for line in text.lstrip("\ufeff").splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    filled = [line for line in lines if line]
+    matches = [OLD_CORAL_LINE.match(line) for line in filled]
+    if all(matches):
+        by_id = {int(m.group(1)): m.group(2) for m in matches if m}
+    else:
+        offset = 1 if lines[0] == "???" else 0
+        by_id = {number - offset: line for number, line in enumerate(lines) if line}
+    return Labels({i: n for i, n in by_id.items() if n not in {"???", "n/a"} and i >= 0})
+
+
+def test_real_label_files_parse_as_before(models_dir: Path) -> None:
+    files = sorted(models_dir.rglob("*.txt"))
+    assert len(files) >= 7
+    for path in files:
+        assert load_labels(path) == old_parse(path.read_text(encoding="utf-8")), path.name
+    embedded = 0
+    for path in sorted(models_dir.rglob("*.tflite")):
+        content = path.read_bytes()
+        labels = labels_from_metadata(content)
+        if labels is not None:
+            embedded += 1
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                name = next(n for n in archive.namelist() if n.endswith(".txt"))
+                assert labels == old_parse(archive.read(name).decode()), path.name
+    assert embedded >= 5
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["1 a", "1:a", "1 : a", "12abc", "7", "1\t\tb c", "1 ::: x : y", "٣ three", "0 a    b", "a 1"],
+)
+def test_coral_lines_read_as_the_old_pattern_did(line: str) -> None:
+    assert parse_labels(line + "\n2 two\n") == old_parse(line + "\n2 two\n")
+
+
+def finishes_within(seconds: float, work: Callable[[], object]) -> BaseException | object:
+    """What `work` returned or raised; fails the test when it runs longer than `seconds`."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as err:  # handed to the test thread
+            outcome.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still parsing after {seconds} s: not linear time")
+    return outcome[0]
+
+
+def test_parsing_is_linear_in_the_text() -> None:
+    # One long line: the old pattern retried every split of the spaces (minutes for this one).
+    one_line = finishes_within(10, lambda: parse_labels("0 a" + " " * 100_000 + "b"))
+    assert isinstance(one_line, LabelsError)
+    assert "a label has at most 512" in str(one_line)
+    # As much as the caps allow of names with inner spaces: read, quickly.
+    text = "".join(f"{i} a{' ' * 500}b\n" for i in range(8000))
+    many = finishes_within(10, lambda: parse_labels(text))
+    assert isinstance(many, Labels)
+    assert len(many) == 8000
+    assert many.name(7999) == "a" + " " * 500 + "b"
+
+
+def test_caps_on_names_and_lines() -> None:
+    max_chars, max_labels = labels_module.MAX_LABEL_CHARS, labels_module.MAX_LABELS
+    assert len(parse_labels("x" * max_chars).names()[0]) == max_chars
+    with pytest.raises(LabelsError, match="a label has at most 512") as long_name:
+        parse_labels("x" * (max_chars + 1))
+    assert len(str(long_name.value)) < 200
+    with pytest.raises(LabelsError, match="at most 100000"):
+        parse_labels("x\n" * (max_labels + 1))
+    assert len(parse_labels("x\n" * max_labels)) == max_labels
+    # A class id is a few digits; 5000 of them are a name (too long), not a ValueError.
+    with pytest.raises(LabelsError, match="a label has at most"):
+        parse_labels("9" * 5000 + " cat\n")
+
+
+def test_binary_data_is_not_a_labels_file(tmp_path: Path, models_dir: Path) -> None:
+    with pytest.raises(LabelsError, match="NUL bytes"):
+        load_labels(models_dir / "mobilenet_v1_0.25_128_quant.tflite")
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_bytes(bytes(0x80 + (i * 37) % 128 for i in range(60_000)))
+    with pytest.raises(LabelsError, match="control characters or invalid UTF-8") as refused:
+        load_labels(garbage)
+    assert len(str(refused.value)) < 300
+    # A Latin-1 file with a few accents is still text.
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes(
+        "Käfer\nMöwe\nSchwan\nAdler\nEule\nFalke\nTaube\nRabe\nSpecht\nMeise\n".encode("latin-1")
+    )
+    assert load_labels(latin).name(0) == "K\ufffdfer"
+
+
+def test_embedded_labels_that_fail_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    binary = zip_with({"labels.txt": b"\x00\x01\x02 not text"})
+    with caplog.at_level(logging.WARNING):
+        assert labels_from_metadata(b"TFL3 model bytes" + binary) is None
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "NUL bytes" in caplog.records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert labels_from_metadata(b"TFL3 model bytes without metadata") is None
+    assert not caplog.records
+
+
+def test_embedded_labels_are_read_with_a_bounded_inflate() -> None:
+    bomb = lying_zip(64 << 20)
+    tracemalloc.start()
+    try:
+        assert labels_from_metadata(bomb) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+
+
+def test_a_metadata_zip_with_thousands_of_members_is_not_listed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    members = {f"f{i}.bin": b"" for i in range(2000)}
+    members["labels.txt"] = b"cat\ndog\n"
+    with caplog.at_level(logging.WARNING):
+        assert labels_from_metadata(zip_with(members)) is None
+    assert "more than 1024" in caplog.text
+
+
+def zip_with(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def lying_zip(inflated: int) -> bytes:
+    """A labels.txt that claims 100 bytes but inflates to `inflated` bytes."""
+    buffer = io.BytesIO()
+    chunk = b"a\n" * (1 << 19)
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("labels.txt", "w") as member,
+    ):
+        for _ in range(inflated // len(chunk)):
+            member.write(chunk)
+    data = bytearray(buffer.getvalue())
+    struct.pack_into("<I", data, 22, 100)  # the local header's uncompressed size
+    directory = data.rfind(b"PK\x01\x02")
+    struct.pack_into("<I", data, directory + 24, 100)  # and the central directory's
+    return bytes(data)
+
+
+def test_labels_text_and_members_beyond_the_cap(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(labels_module, "MAX_LABELS_BYTES", 1000)
+    with pytest.raises(LabelsError, match="a labels file has at most 1000"):
+        parse_labels("cat\n" * 300)
+    with caplog.at_level(logging.WARNING):
+        assert labels_from_metadata(zip_with({"labels.txt": b"cat\n" * 300})) is None
+    assert "labels.txt: 1200 bytes; a labels file has at most 1000" in caplog.text

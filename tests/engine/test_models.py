@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from custom_components.coral_vision.engine.errors import LabelsError, ModelError
+from custom_components.coral_vision.engine.inspect import inspect_model
 from custom_components.coral_vision.engine.labels import Labels
 from custom_components.coral_vision.engine.models import TF1_LAYOUT, Model, load_model
 
 from .conftest import DETECT_DIR
+from .hostile import Parts, build, labels_zip
 
 
 def test_classifier(mobilenet: Model) -> None:
@@ -98,8 +102,40 @@ def test_garbage_is_not_a_model(content: bytes) -> None:
 
 
 def test_truncated_model_is_rejected_by_the_interpreter(ssd_model: Model) -> None:
-    with pytest.raises(ModelError, match="rejected the model"):
+    # The tables sit at the end of the file: cutting it is a malformed flatbuffer for our reader.
+    with pytest.raises(ModelError, match="malformed flatbuffer"):
         load_model(ssd_model.content[:5000])
+    # A weights buffer claiming more bytes than the file holds: only the interpreter checks those.
+    with pytest.raises(ModelError, match="rejected the model"):
+        load_model(oversized_buffer(ssd_model.content))
+
+
+def oversized_buffer(content: bytes) -> bytes:
+    """The model with its largest weights buffer's length set past the end of the file."""
+    data = bytearray(content)
+
+    def u32(pos: int) -> int:
+        return int(struct.unpack_from("<I", data, pos)[0])
+
+    def field(table: int, index: int) -> int | None:
+        vtable = table - struct.unpack_from("<i", data, table)[0]
+        size, offset = struct.unpack_from("<H", data, vtable)[0], 4 + 2 * index
+        found = struct.unpack_from("<H", data, vtable + offset)[0] if offset < size else 0
+        return table + found if found else None
+
+    buffers = field(u32(0), 4)
+    assert buffers is not None
+    vector = buffers + u32(buffers)
+    lengths = {}
+    for i in range(u32(vector)):
+        slot = vector + 4 + 4 * i
+        data_field = field(slot + u32(slot), 0)
+        if data_field is not None:
+            start = data_field + u32(data_field)
+            lengths[start] = u32(start)
+    largest = max(lengths, key=lengths.__getitem__)
+    struct.pack_into("<I", data, largest, len(data))
+    return bytes(data)
 
 
 def test_raw_output_face_detector_is_refused(models_dir: Path) -> None:
@@ -119,3 +155,36 @@ def test_invalid_model_is_refused(models_dir: Path) -> None:
     # Its one output is a scalar: neither detections nor class scores.
     with pytest.raises(ModelError, match="unsupported model"):
         load_model(models_dir / "invalid" / "model_invoking_error.tflite")
+
+
+def test_embedded_labels_that_do_not_fit_are_ignored_with_one_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A 10-class model whose metadata names 12 classes: the model loads, numbered.
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(build(Parts(tail=labels_zip(b"\n".join(b"c%d" % i for i in range(12))))))
+    with caplog.at_level(logging.WARNING):
+        model = load_model(path)
+    assert (model.task, model.num_classes, len(model.labels)) == ("classification", 10, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "tiny: embedded labels ignored: the labels name class 11 "
+        "but the model outputs only 10 classes"
+    ]
+    report = inspect_model(path)
+    assert report.supported
+    assert report.labels == ()
+    assert any("embedded labels ignored" in w for w in report.warnings)
+
+
+def test_embedded_labels_that_fail_to_parse_are_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "binary.tflite"
+    path.write_bytes(build(Parts(tail=labels_zip(b"\x00\x01\x02"))))
+    with caplog.at_level(logging.WARNING):
+        model = load_model(path)
+        fitting = load_model(build(Parts(tail=labels_zip(b"a\nb\nc\n"))))
+    assert len(model.labels) == 0
+    assert fitting.labels.names() == ["a", "b", "c"]
+    assert len(caplog.records) == 1
+    assert "binary: embedded labels ignored: not a labels file" in caplog.records[0].getMessage()

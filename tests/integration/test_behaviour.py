@@ -11,8 +11,13 @@ from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_component import DATA_INSTANCES
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    setup_test_component_platform,
+)
 
 from .conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
 
@@ -180,3 +185,90 @@ async def test_image_entity_serves_the_annotated_frame(
     assert jpeg[:3] == b"\xff\xd8\xff"
     state = hass.states.get("image.front_door_last_detection")
     assert state.state == hass.states.get(IP).attributes["last_detection"]
+
+
+class FaultyCamera(PhotoCamera):
+    """A camera whose integration raises a plain exception (not a HomeAssistantError)."""
+
+    def __init__(self, photo: Path) -> None:
+        """Start working, on `photo`."""
+        super().__init__(photo)
+        self.error: Exception | None = None
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes | None:
+        """The photo, or the error the test set."""
+        if self.error is not None:
+            self.frames += 1
+            raise self.error
+        return await super().async_camera_image(width, height)
+
+
+@pytest.fixture
+async def faulty_camera(hass: HomeAssistant, images_dir: Path) -> FaultyCamera:
+    """camera.front_door, showing sunflower.bmp until the test breaks it."""
+    camera = FaultyCamera(images_dir / "sunflower.bmp")
+    setup_test_component_platform(hass, "camera", [camera])
+    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
+    await hass.async_block_till_done()
+    return camera
+
+
+async def test_a_camera_raising_any_error_is_unavailable_and_logged_once(
+    hass: HomeAssistant,
+    faulty_camera: FaultyCamera,
+    images_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry = cpu_entry(camera_subentry(scan_interval=10))
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await retry_later(hass, 11)
+    assert states(hass) == {"0", "off", "unknown"}
+    caplog.clear()
+
+    faulty_camera.error = RuntimeError("sensor overheated")
+    frames = faulty_camera.frames
+    for step in range(2, 6):
+        await retry_later(hass, 11 * step)
+    assert faulty_camera.frames == frames + 4, "every scan tried the camera"
+    assert states(hass) == {STATE_UNAVAILABLE}
+    assert records(caplog, logging.WARNING) == [
+        f"Camera {CAMERA} is unavailable: RuntimeError: sensor overheated"
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no traceback"
+
+    faulty_camera.error = None
+    faulty_camera.photo = images_dir / "grace_hopper.bmp"
+    for step in range(6, 8):
+        await retry_later(hass, 11 * step)
+    assert STATE_UNAVAILABLE not in states(hass)
+    assert hass.states.get(IP).attributes["summary"]["person"] == 1
+    assert records(caplog, logging.INFO) == [f"Camera {CAMERA} is available again"]
+    assert len(records(caplog, logging.WARNING)) == 1
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_a_camera_raising_on_demand_is_unavailable_too(
+    hass: HomeAssistant,
+    faulty_camera: FaultyCamera,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry = cpu_entry(camera_subentry())
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    faulty_camera.error = OSError("connection reset")
+    await scan(hass)
+    await retry_later(hass)
+    await retry_later(hass, 70)
+    assert faulty_camera.frames == 3, "the scan, then two retries"
+    assert states(hass) == {STATE_UNAVAILABLE}
+    assert records(caplog, logging.WARNING) == [
+        f"Camera {CAMERA} is unavailable: OSError: connection reset"
+    ]
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
+import tracemalloc
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -10,18 +13,22 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from aiohttp import web
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR
+from custom_components.coral_vision.engine import links as engine_links
 from custom_components.coral_vision.engine.catalog import CatalogEntry, ModelFile, load_catalog
 from custom_components.coral_vision.engine.devices import EdgeTpu
+from custom_components.coral_vision.engine.download import Deadline
+from tests.links_server import UNSUPPORTED, LinkServer, serve_links
 
 from .conftest import cpu_entry, runtime_unavailable
 
+# Every hostile link must end well within this: a hang detector, not a timing.
+HANG = 20.0
 USB_TPU = EdgeTpu(kind="usb", index=0, path="/dev/bus/usb/001/004", device="usb:0")
 SSD = "detection/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29"
 
@@ -449,28 +456,31 @@ async def test_reconfigure_to_a_device_in_use_is_refused(hass: HomeAssistant) ->
 
 
 @pytest.fixture
-async def model_server(models_dir: Path) -> AsyncIterator[str]:
-    """An HTTP server on 127.0.0.1 serving ../shared/models; yields its base URL."""
-    app = web.Application()
-    app.router.add_static("/", models_dir)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+async def links(socket_enabled: None, models_dir: Path) -> AsyncIterator[LinkServer]:
+    """Model links on 127.0.0.1: real models, and slow, endless, looping or HTML answers."""
+    async with serve_links(models_dir) as server:
+        yield server
 
 
-@pytest.mark.usefixtures("socket_enabled")
+def custom_dir(hass: HomeAssistant) -> Path:
+    """Where model links are kept."""
+    return Path(hass.config.path(DOMAIN, "models", "custom"))
+
+
+def kept_files(hass: HomeAssistant) -> list[str]:
+    """Every file under models/custom, hidden and partial ones too."""
+    folder = custom_dir(hass)
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
 async def test_a_model_url_is_downloaded_checked_and_kept(
-    hass: HomeAssistant, model_server: str, models_dir: Path
+    hass: HomeAssistant, links: LinkServer, models_dir: Path
 ) -> None:
     hass.config.allowlist_external_dirs = {str(models_dir)}
     result = await custom(
         hass,
         "cpu",
-        f"{model_server}/mobilenet_v2_1.0_224_quant.tflite",
+        links.url("models/mobilenet_v2_1.0_224_quant.tflite"),
         str(models_dir / "imagenet_labels.txt"),
     )
     assert result["step_id"] == "inspect"
@@ -478,9 +488,10 @@ async def test_a_model_url_is_downloaded_checked_and_kept(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     kept = Path(result["data"]["model_path"])
-    assert kept.parent == Path(hass.config.path(DOMAIN, "models", "custom"))
+    assert kept.parent == custom_dir(hass)
     assert kept.name.startswith("mobilenet_v2_1.0_224_quant-")
     assert kept.read_bytes() == (models_dir / "mobilenet_v2_1.0_224_quant.tflite").read_bytes()
+    assert kept_files(hass) == [kept.name], "no partial file is left beside it"
     await hass.async_block_till_done()
 
     # The kept file counts as used: removing unused models leaves it.
@@ -493,12 +504,102 @@ async def test_a_model_url_is_downloaded_checked_and_kept(
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-@pytest.mark.usefixtures("socket_enabled")
-async def test_a_model_url_that_fails_is_shown_on_the_form(
-    hass: HomeAssistant, model_server: str
+async def test_a_kaggle_style_archive_is_unpacked_and_kept(
+    hass: HomeAssistant, links: LinkServer
 ) -> None:
-    result = await custom(hass, "cpu", f"{model_server}/no-such-model.tflite")
-    assert result["step_id"] == "custom_model"
-    assert result["errors"] == {"model_path": "download_failed"}
-    assert "404" in result["description_placeholders"]["detail"]
+    result = await custom(hass, "cpu", links.url("model.tar.gz"))
+    assert result["step_id"] == "inspect"
+    assert [Path(result["description_placeholders"]["path"]).name] == kept_files(hass)
     hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+FAILING_LINKS = {
+    # path on the link server: (form error, words the detail must hold)
+    "status/404": ("download_failed", "HTTP 404 Not Found"),
+    "loop": ("download_redirects", "too many redirects"),
+    "page.tflite": ("link_not_a_model", "TFL3"),
+    "trickle.tflite": ("download_timeout", "did not finish in time"),
+}
+
+
+@pytest.mark.parametrize("path", FAILING_LINKS, ids=FAILING_LINKS)
+async def test_a_failing_link_is_a_form_error_and_leaves_no_file(
+    hass: HomeAssistant, links: LinkServer, path: str
+) -> None:
+    error, detail = FAILING_LINKS[path]
+    with patch.object(engine_links, "LINK_DEADLINE", Deadline(grace=0.5, limit=0.5)):
+        result = await asyncio.wait_for(custom(hass, "cpu", links.url(path)), HANG)
+    assert result["step_id"] == "custom_model"
+    assert result["errors"] == {"model_path": error}
+    assert detail in result["description_placeholders"]["detail"]
+    assert translated(error)
+    assert kept_files(hass) == []
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_a_malformed_link_is_a_form_error(hass: HomeAssistant) -> None:
+    result = await custom(hass, "cpu", "http://[::1")
+    assert result["errors"] == {"model_path": "url_invalid"}
+    assert "Invalid IPv6 URL" in result["description_placeholders"]["detail"]
+    assert translated("url_invalid")
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_an_endless_link_is_capped_without_buffering(
+    hass: HomeAssistant, links: LinkServer
+) -> None:
+    cap = 32 * 2**20
+    tracemalloc.start()
+    try:
+        with patch.object(engine_links, "MAX_LINK_BYTES", cap):
+            result = await asyncio.wait_for(custom(hass, "cpu", links.url("endless.tflite")), HANG)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result["errors"] == {"model_path": "download_too_large"}
+    assert translated("download_too_large")
+    assert peak < cap // 2, "the body streams to a file; it is never held in memory"
+    assert kept_files(hass) == []
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_an_unsupported_model_link_is_shown_but_not_kept(
+    hass: HomeAssistant, links: LinkServer
+) -> None:
+    url = links.url(f"models/{UNSUPPORTED}")
+    result = await custom(hass, "cpu", url)
+    assert result["step_id"] == "inspect"
+    assert result["errors"] == {"base": "model_unsupported"}
+    assert result["description_placeholders"]["path"] == url
+    assert kept_files(hass) == []
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "custom_model"
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_an_over_long_path_is_a_form_error(hass: HomeAssistant) -> None:
+    # Resolving it raises "File name too long"; the form says the path is not allowed.
+    result = await custom(hass, "cpu", "/config/" + "a/" * 3000 + "m.tflite")
+    assert result["errors"] == {"model_path": "path_not_allowed"}
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_a_bad_labels_path_is_refused_before_any_download(
+    hass: HomeAssistant, links: LinkServer
+) -> None:
+    result = await custom(hass, "cpu", links.url("endless.tflite"), "/etc/hostname")
+    assert result["errors"] == {"labels_path": "path_not_allowed"}
+    assert links.hits == {}, "the link was not fetched"
+    assert kept_files(hass) == []
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+def translated(key: str) -> str:
+    """The English text of a config-flow error (strings.json and en.json agree)."""
+    folder = Path(__file__).parents[2] / "custom_components" / DOMAIN
+    texts = [
+        json.loads((folder / name).read_text("utf-8"))["config"]["error"][key]
+        for name in ("strings.json", "translations/en.json")
+    ]
+    assert texts[0] == texts[1]
+    return str(texts[0])

@@ -111,6 +111,7 @@ async def test_private_paths_are_redacted(
     tmp_path: Path,
 ) -> None:
     hass.config.config_dir = str(tmp_path)
+    hass.config.allowlist_external_dirs = {str(models_dir)}
     model_path = str(models_dir / DETECT / "detect.tflite")
     labels_path = str(models_dir / DETECT / "labelmap.txt")
     entry = MockConfigEntry(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from homeassistant.components.image_processing import DOMAIN as IMAGE_PROCESSING
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
@@ -89,3 +90,25 @@ async def test_unload_removes_every_entity(
         assert hass.states.get(entity_id).state != STATE_UNAVAILABLE, entity_id
     await scan(hass)
     assert photo_camera.frames == frames + 1
+
+
+async def test_stopping_home_assistant_closes_the_engine(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, photo_camera: PhotoCamera
+) -> None:
+    # Home Assistant does not unload entries when it stops: its threads must end anyway.
+    await scan(hass)
+    assert our_threads()
+    await hass.async_stop(force=True)
+    assert our_threads() == []
+    assert loaded_entry.runtime_data.executor.closed
+
+
+async def test_unload_after_stop_listener_removed_quietly(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    hass.bus.async_fire("homeassistant_stop")
+    await hass.async_block_till_done()
+    assert "Unable to remove unknown job listener" not in caplog.text
+    assert our_threads() == []

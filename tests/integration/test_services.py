@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
+import threading
+import tracemalloc
 from collections import Counter
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 
 from custom_components.coral_vision.const import DOMAIN
+from custom_components.coral_vision.engine.preprocess import MAX_IMAGE_BYTES
 
 from .conftest import CAMERA, PhotoCamera
 
@@ -153,6 +158,8 @@ async def test_target_errors(
 
     err = await fails(hass, "detect", file=str(allow_images / "no_such_photo.jpg"))
     assert err.translation_key == "file_missing"
+    err = await fails(hass, "detect", file=str(allow_images))
+    assert err.translation_key == "file_missing", "a folder is no image file"
 
     garbage = tmp_path / "garbage.jpg"
     garbage.write_bytes(b"\xff\xd8 this is not a JPEG " * 100)
@@ -210,3 +217,129 @@ async def test_a_relative_file_is_read_from_the_config_folder(
     response = await call(hass, "detect", file="www/door.bmp")
     assert response["source"] == str(www / "door.bmp")
     assert "person" in {d["label"] for d in response["detections"]}
+
+
+async def test_a_file_above_the_size_cap_is_refused_unread(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_path: Path
+) -> None:
+    # Sparse: 256 MiB on paper, no disk space; a read would cost 256 MiB of memory.
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as file:
+        file.truncate(256 * 2**20)
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+    tracemalloc.start()
+    try:
+        err = await fails(hass, "detect", file=str(huge))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(err, ServiceValidationError)
+    assert err.translation_key == "file_too_large"
+    assert (err.translation_placeholders or {})["limit"] == f"{MAX_IMAGE_BYTES // 2**20} MiB"
+    assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MiB allocated: the file was read"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("a" * 300 + ".jpg", id="name-too-long"),
+        pytest.param("/".join(["b" * 250] * 20) + ".jpg", id="path-too-long"),
+        pytest.param("nul\x00byte.jpg", id="nul-byte"),
+    ],
+)
+async def test_a_malformed_file_name_is_a_validation_error(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_path: Path, name: str
+) -> None:
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+    err = await fails(hass, "detect", file=str(tmp_path / name))
+    assert isinstance(err, ServiceValidationError)
+    assert err.translation_key == "file_unreadable", err.translation_key
+    assert len(str((err.translation_placeholders or {})["file"])) <= 201, "shortened"
+
+
+async def test_the_allowlist_is_checked_off_the_event_loop(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, allow_images: Path
+) -> None:
+    checked_on: list[int] = []
+    original = hass.config.is_allowed_path
+
+    def is_allowed_path(path: str) -> bool:
+        checked_on.append(threading.get_ident())
+        return original(path)
+
+    with patch.object(hass.config, "is_allowed_path", is_allowed_path):
+        response = await call(hass, "detect", file=str(allow_images / "grace_hopper.bmp"))
+    assert "person" in {d["label"] for d in response["detections"]}
+    assert checked_on
+    assert hass.loop_thread_id not in checked_on
+
+
+async def test_a_camera_that_raises_is_a_validation_error(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, photo_camera: PhotoCamera
+) -> None:
+    async def broken(width: int | None = None, height: int | None = None) -> bytes | None:
+        raise RuntimeError("lens cap on")
+
+    with patch.object(photo_camera, "async_camera_image", broken):
+        err = await fails(hass, "detect", entity_id=CAMERA)
+    assert isinstance(err, ServiceValidationError)
+    assert err.translation_key == "camera_unavailable"
+    assert (err.translation_placeholders or {})["error"] == "lens cap on"
+
+
+@pytest.fixture
+async def stray_model(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, config_in_tmp: Path, models_dir: Path
+) -> Path:
+    """A model file left in the models folder by an earlier choice."""
+    stray = config_in_tmp / DOMAIN / "models" / "mobilenet_v1_0.25_128_quant.tflite"
+    shutil.copy(models_dir / stray.name, stray)
+    return stray
+
+
+async def test_only_admins_remove_models(
+    hass: HomeAssistant,
+    stray_model: Path,
+    hass_read_only_user: MockUser,
+    hass_admin_user: MockUser,
+) -> None:
+    reader = Context(user_id=hass_read_only_user.id)
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            DOMAIN, "remove_unused_models", {}, blocking=True, return_response=True, context=reader
+        )
+    assert stray_model.exists()
+    # Listing changes nothing: anyone may.
+    listing = await hass.services.async_call(
+        DOMAIN, "list_models", {}, blocking=True, return_response=True, context=reader
+    )
+    assert listing is not None
+    assert stray_model.name in {m["path"] for m in listing["models"]}  # type: ignore[union-attr,index]
+
+    removed = await hass.services.async_call(
+        DOMAIN,
+        "remove_unused_models",
+        {},
+        blocking=True,
+        return_response=True,
+        context=Context(user_id=hass_admin_user.id),
+    )
+    assert removed == {"removed": [stray_model.name]}
+    assert not stray_model.exists()
+
+    # An automation or a script calls with no user: a system call.
+    stray_model.write_bytes(b"left over")
+    await hass.services.async_call(DOMAIN, "remove_unused_models", {}, blocking=True)
+    assert not stray_model.exists()
+
+
+async def test_an_unknown_user_cannot_remove_models(hass: HomeAssistant, stray_model: Path) -> None:
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            DOMAIN,
+            "remove_unused_models",
+            {},
+            blocking=True,
+            context=Context(user_id="no-such-user"),
+        )
+    assert stray_model.exists()

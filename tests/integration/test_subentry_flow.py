@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,12 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.coral_vision.const import SUBENTRY_CAMERA
+from custom_components.coral_vision.const import DOMAIN, SUBENTRY_CAMERA
 from custom_components.coral_vision.processor import CameraSettings
 
 from .conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
 
+STRINGS = Path(__file__).parents[2] / "custom_components" / DOMAIN / "strings.json"
 IP = "image_processing.front_door"
 PERSON = "binary_sensor.front_door_person_detected"
 TIE = "binary_sensor.front_door_tie_detected"
@@ -291,3 +294,175 @@ async def test_reconfigure_of_an_unloaded_entry_aborts(hass: HomeAssistant) -> N
     result = await edit(hass, entry, next(iter(entry.subentries)))
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "entry_not_loaded"
+
+
+def translated(errors: dict[str, str]) -> dict[str, str]:
+    """The form errors, each checked to have its text in strings.json."""
+    strings = json.loads(STRINGS.read_text())["config_subentries"]["camera"]["error"]
+    assert set(errors.values()) <= set(strings), "an error without a message"
+    return errors
+
+
+def circle(points: int) -> str:
+    """A region of `points` corners on a circle."""
+    return "; ".join(
+        f"{0.5 + 0.4 * math.cos(2 * math.pi * i / points):.4f},"
+        f"{0.5 + 0.4 * math.sin(2 * math.pi * i / points):.4f}"
+        for i in range(points)
+    )
+
+
+async def to_filters(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
+    """Start adding a camera and walk to the filters step."""
+    result = await start(hass, entry)
+    result = await submit(
+        hass, result, {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 5}
+    )
+    result = await submit(hass, result, {"person": 0.5})
+    assert result["step_id"] == "filters"
+    return result
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({"scan_interval": 0.01}, {"scan_interval": "scan_interval_too_short"}),
+        ({"scan_interval": 0.49}, {"scan_interval": "scan_interval_too_short"}),
+        ({"scan_interval": float("nan")}, {"scan_interval": "not_a_number"}),
+        ({"camera_entity": "camera.nowhere"}, {"camera_entity": "camera_missing"}),
+        (
+            {"camera_entity": "camera.nowhere", "labels": [], "scan_interval": 0.1},
+            {
+                "camera_entity": "camera_missing",
+                "labels": "no_labels",
+                "scan_interval": "scan_interval_too_short",
+            },
+        ),
+    ],
+)
+async def test_camera_step_refusals(
+    hass: HomeAssistant,
+    accelerator: MockConfigEntry,
+    changes: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    result = await start(hass, accelerator)
+    camera = {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 5}
+    result = await submit(hass, result, {**camera, **changes})
+    assert result["step_id"] == "user"
+    assert translated(result["errors"]) == errors
+
+    # The shortest interval allowed.
+    result = await submit(hass, result, {**camera, "scan_interval": 0.5})
+    assert result["step_id"] == "scores"
+    hass.config_entries.subentries.async_abort(result["flow_id"])
+
+
+async def test_a_registered_camera_without_a_state_exists(
+    hass: HomeAssistant, accelerator: MockConfigEntry, entity_registry: er.EntityRegistry
+) -> None:
+    result = await start(hass, accelerator)
+    camera = {"labels": ["person"], "scan_interval": 5}
+    result = await submit(hass, result, {**camera, "camera_entity": "camera.porch"})
+    assert result["errors"] == {"camera_entity": "camera_missing"}
+
+    # Its integration is not running now (it failed to start, or is disabled): it still exists.
+    porch = entity_registry.async_get_or_create(
+        "camera", "other", "porch-1", suggested_object_id="porch"
+    )
+    assert hass.states.get(porch.entity_id) is None
+    result = await submit(hass, result, {**camera, "camera_entity": porch.entity_id})
+    assert result["step_id"] == "scores"
+    hass.config_entries.subentries.async_abort(result["flow_id"])
+
+
+async def test_a_score_must_be_a_number(hass: HomeAssistant, accelerator: MockConfigEntry) -> None:
+    result = await start(hass, accelerator)
+    result = await submit(
+        hass, result, {"camera_entity": CAMERA, "labels": ["person", "cat"], "scan_interval": 5}
+    )
+    result = await submit(hass, result, {"person": float("nan"), "cat": 0.5})
+    assert result["step_id"] == "scores"
+    assert translated(result["errors"]) == {"person": "not_a_number"}
+    result = await submit(hass, result, {"person": 0.5, "cat": 0.5})
+    assert result["step_id"] == "filters"
+    hass.config_entries.subentries.async_abort(result["flow_id"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({"confirm_frames": 2.5, "confirm_window": 3}, {"confirm_frames": "not_whole"}),
+        ({"confirm_frames": 1, "confirm_window": 2.5}, {"confirm_window": "not_whole"}),
+        ({"confirm_frames": 2.5, "confirm_window": 2}, {"confirm_frames": "not_whole"}),
+        ({"confirm_window": float("nan")}, {"confirm_window": "not_whole"}),
+        ({"min_area": float("nan")}, {"min_area": "not_a_number"}),
+        ({"max_area": float("nan")}, {"max_area": "not_a_number"}),
+        ({"off_delay": float("nan")}, {"off_delay": "not_a_number"}),
+        ({"region": "0,0; 0.5,0.5; 1,1"}, {"region": "region_degenerate"}),
+        ({"region": "0.2,0.2; 0.2,0.2; 0.8,0.8; 0.8,0.8"}, {"region": "region_degenerate"}),
+        ({"region": "0,0; 1,1; 1,0; 0,1"}, {"region": "region_degenerate"}),
+        ({"region": "0,0; 1,0; 0.5,0; 0.5,1"}, {"region": "region_degenerate"}),
+        (
+            {"region": circle(101)},
+            {"region": "region_degenerate"},
+        ),
+    ],
+)
+async def test_more_filter_refusals(
+    hass: HomeAssistant,
+    accelerator: MockConfigEntry,
+    changes: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    result = await to_filters(hass, accelerator)
+    result = await submit(hass, result, {**FILTERS, **changes})
+    assert result["step_id"] == "filters"
+    assert translated(result["errors"]) == errors
+
+    # A region may close itself and have a straight corner; 3.0 frames is a whole number.
+    region = "0,0.5; 0.5,0.5; 1,0.5; 1,1; 0,1; 0,0.5"
+    result = await submit(
+        hass, result, {**FILTERS, "confirm_frames": 2, "confirm_window": 3.0, "region": region}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"]["confirm_window"] == 3
+    assert result["data"]["region"] == region
+    await hass.async_block_till_done()
+
+
+async def test_editing_a_camera_is_checked_too(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    subentry_id = next(iter(loaded_entry.subentries))
+    result = await edit(hass, loaded_entry, subentry_id)
+    result = await submit(
+        hass, result, {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 0.05}
+    )
+    assert result["step_id"] == "user"
+    assert result["errors"] == {"scan_interval": "scan_interval_too_short"}
+    result = await submit(
+        hass, result, {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 1}
+    )
+    result = await submit(hass, result, {"person": 0.5})
+    result = await submit(hass, result, {**FILTERS, "confirm_frames": 1.5, "confirm_window": 2})
+    assert result["errors"] == {"confirm_frames": "not_whole"}
+    hass.config_entries.subentries.async_abort(result["flow_id"])
+    assert loaded_entry.subentries[subentry_id].data["scan_interval"] == 0, "unchanged"
+
+
+async def test_a_stored_interval_below_the_minimum_is_raised(
+    hass: HomeAssistant, photo_camera: PhotoCamera
+) -> None:
+    # Saved before the form refused it: the camera is not polled 100 times a second.
+    entry = cpu_entry(camera_subentry(scan_interval=0.01))
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    (processor,) = entry.runtime_data.processors.values()
+    assert processor.settings.scan_interval == 0.5
+    assert (
+        CameraSettings.from_data({"camera_entity": CAMERA, "scan_interval": 0}).scan_interval == 0
+    )
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()

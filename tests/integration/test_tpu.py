@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import AsyncGenerator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -277,3 +280,114 @@ async def test_failed_reopen_keeps_the_cpu(
     assert issue(hass, tpu_entry) is not None
     await scan(hass)
     assert hass.states.get(IP).state == GOWN
+
+
+def short_hang_limit(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Open the executors with a hang limit of `seconds` instead of 10 s."""
+    inner: Callable[..., Executor] = accelerator.create_executor
+
+    def create(model: Model, tpu: EdgeTpu | None, **kwargs: Any) -> Executor:
+        return inner(model, tpu, hang_limit=seconds, **kwargs)
+
+    monkeypatch.setattr(accelerator, "create_executor", create)
+
+
+def infer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("coral-vision-infer")]
+
+
+async def setup_tpu_entry(hass: HomeAssistant, tmp_path: Path) -> MockConfigEntry:
+    hass.config.config_dir = str(tmp_path)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Coral USB 0",
+        data={"device": "usb:0", "model": MODEL},
+        unique_id="usb:0",
+        subentries_data=[camera_subentry(labels=[], scores={}, min_score=0.05)],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+async def test_hung_tpu_runs_on_the_cpu_until_its_invoke_returns(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    photo_camera: PhotoCamera,
+    bus: Bus,
+    monkeypatch: pytest.MonkeyPatch,
+    images_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    short_hang_limit(monkeypatch, 0.5)
+    entry = await setup_tpu_entry(hass, tmp_path)
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    await scan(hass)
+    assert hass.states.get(IP).state == GOWN
+    caplog.clear()
+
+    bus.fake.hang()  # still listed, but every invoke on it blocks
+    await scan(hass)  # this frame is lost in the TPU; the next ones run on the CPU
+    await settle(hass, lambda: issue(hass, entry) is not None)
+    found = issue(hass, entry)
+    assert found is not None
+    assert found.translation_key == "tpu_hung"
+    assert found.translation_placeholders["reason"] == "hung"
+    assert "stopped responding" in found.translation_placeholders["detail"]
+    assert hass.states.get(BACKEND).state == "cpu"
+    loads = len(bus.fake.load_calls)
+    for _ in range(5):
+        await scan(hass)
+        await asyncio.sleep(0.2)  # five frames over two hang limits
+    assert hass.states.get(IP).state == GOWN, "the CPU keeps detecting"
+    await refresh(hass, 31)  # the coordinator leaves a hung TPU to the executor
+    assert len(bus.fake.load_calls) == loads, "not reopened while its invoke is stuck"
+    assert bus.fake.stuck == 1
+    assert len(infer_threads()) == 2
+    warnings = records(caplog, logging.WARNING)
+    assert len(warnings) == 1
+    assert "hung" in warnings[0]
+
+    bus.fake.release()  # the stuck invoke returns
+    await settle(hass, lambda: issue(hass, entry) is None)
+    assert hass.states.get(BACKEND).state == "edgetpu_usb"
+    invokes = bus.fake.invokes
+    await scan(hass)
+    assert bus.fake.invokes == invokes + 1
+    assert records(caplog, logging.INFO) == ["Edge TPU usb:0 is back; running on Edge TPU (USB)"]
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_unload_returns_within_the_hang_limit_while_a_reopen_is_stuck(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    photo_camera: PhotoCamera,
+    monkeypatch: pytest.MonkeyPatch,
+    models_dir: Path,
+    images_dir: Path,
+) -> None:
+    bus = make_bus(monkeypatch, models_dir, hang_timeout=15.0)
+    short_hang_limit(monkeypatch, 1.0)
+    entry = await setup_tpu_entry(hass, tmp_path)
+    photo_camera.photo = images_dir / "grace_hopper.bmp"
+    await scan(hass)
+    bus.fake.unplug()  # invokes fail while it stays listed: the executor reopens it...
+    bus.fake.block_loads()  # ...and libedgetpu never answers
+    await scan(hass)
+    assert await hass.async_add_executor_job(bus.fake.loading.wait, 60)
+    stuck = infer_threads()
+
+    started = time.monotonic()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    took = time.monotonic() - started
+    await hass.async_block_till_done()
+    assert took < 1.0 + 3, f"unloading took {took:.1f} s"
+    assert entry.state is ConfigEntryState.NOT_LOADED
+
+    bus.fake.unblock_loads()  # the stuck call returns: its thread ends, unnoticed
+    for thread in stuck:
+        await hass.async_add_executor_job(thread.join, 60)
+    assert not infer_threads()
+    assert issue(hass, entry) is None

@@ -22,9 +22,10 @@ With --json each image prints one JSON object on its own line:
   devices  a list of {"device", "kind", "index", "label", "path", "temperature_c"}
 "device" is "cpu" or the Edge TPU's device string ("usb:0", "pci:0").
 
-Errors (bad arguments, unreadable or corrupt images, bad models) print one line starting with
-"error:" on stderr and the exit status is non-zero: 2 for bad arguments, 1 otherwise. With
-several images, each bad one gets its line and the others still run.
+Errors (bad arguments, unreadable, corrupt or oversized images, bad models) print one line
+starting with "error:" on stderr and the exit status is non-zero: 2 for bad arguments, 1
+otherwise. With several images, each bad one gets its line and the others still run. An image
+file over 64 MiB is refused before it is read.
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ from PIL import Image
 
 from .delegate import BackendInfo
 from .devices import EdgeTpu, list_edge_tpus
-from .errors import CoralVisionError
+from .errors import CoralVisionError, ImageError
 from .executor import Executor, pool_size
 from .models import Model, load_model
+from .preprocess import MAX_IMAGE_BYTES
 from .results import FrameResult
 from .stats import percentile
 
@@ -202,7 +204,7 @@ def run_images(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     """Run frames through the executor and report frames per second and latency."""
     model = _load(args)
-    data = args.image.read_bytes() if args.image else _generated_jpeg()
+    data = read_image(args.image) if args.image else _generated_jpeg()
     with _open_executor(args, model) as executor:
         executor.run_sync("warm-up", data)
         seconds, results = asyncio.run(_bench(executor, data, args.frames, args.sources))
@@ -300,14 +302,14 @@ def _run_all(
     executor: Executor, images: Sequence[Path]
 ) -> Iterator[tuple[Path, FrameResult | CoralVisionError | OSError]]:
     """Yield each image's result in order, keeping a few in flight so decoding overlaps."""
-    pending: deque[tuple[Path, Future[FrameResult] | OSError]] = deque()
+    pending: deque[tuple[Path, Future[FrameResult] | OSError | ImageError]] = deque()
     queue = iter(enumerate(images))
 
     def feed() -> None:
         for index, image in queue:
             try:
-                data = image.read_bytes()
-            except OSError as err:
+                data = read_image(image)
+            except (OSError, ImageError) as err:
                 pending.append((image, err))
             else:
                 # The position keeps two mentions of one file from superseding each other.
@@ -320,12 +322,34 @@ def _run_all(
         image, job = pending.popleft()
         if isinstance(job, OSError):
             yield image, _unreadable(image, job)
+        elif isinstance(job, ImageError):
+            yield image, job
         else:
             try:
                 yield image, job.result()
             except CoralVisionError as err:
                 yield image, err
         feed()
+
+
+def read_image(path: Path) -> bytes:
+    """An image file's bytes; one over MAX_IMAGE_BYTES is refused before it is read."""
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise ImageError(_too_large(size))
+    with path.open("rb") as handle:
+        # Read no more than the cap even when the size lied (a device, a growing file).
+        data = handle.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(_too_large(len(data)))
+    return data
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"the image is too large: {size} bytes exceeds {MAX_IMAGE_BYTES} "
+        f"({MAX_IMAGE_BYTES // 2**20} MiB)"
+    )
 
 
 def _unreadable(image: Path, err: OSError) -> OSError:

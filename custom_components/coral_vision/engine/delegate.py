@@ -28,6 +28,7 @@ class FallbackReason(StrEnum):
     DEVICE_BUSY = "device_busy"
     MODEL_NOT_COMPILED = "model_not_compiled"
     DELEGATE_FAILED = "delegate_failed"
+    HUNG = "hung"
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,20 @@ def open_backend(
     cpu_model: Model | None = None,
     num_threads: int | None = None,
     runtime: Runtime | None = None,
+    unavailable: tuple[FallbackReason, str] | None = None,
 ) -> Backend:
-    """Open the model on the Edge TPU when possible, else on the CPU with the reason recorded."""
+    """Open the model on the Edge TPU when possible, else on the CPU with the reason recorded.
+
+    `unavailable` says why the caller gives no `tpu` although one was asked for (e.g. it hung).
+    """
     runtime = runtime or load_runtime()
     threads = num_threads or os.cpu_count() or 1
     if tpu is None:
-        return _open_cpu(model, cpu_model, threads, runtime, None, f"CPU, {threads} threads")
+        if unavailable is None:
+            return _open_cpu(model, cpu_model, threads, runtime, None, f"CPU, {threads} threads")
+        reason, why = unavailable
+        detail = f"{why}; running on CPU, {threads} threads"
+        return _open_cpu(model, cpu_model, threads, runtime, reason, detail)
     if not model.edgetpu:
         detail = (
             f"{model.name} is not compiled for the Edge TPU (use its *_edgetpu.tflite version); "

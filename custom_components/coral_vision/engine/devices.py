@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,10 @@ from typing import Literal
 # The USB Accelerator shows the first id until libedgetpu loads its firmware, then the second.
 USB_IDS = frozenset({("1a6e", "089a"), ("18d1", "9302")})
 _APEX = re.compile(r"^apex_(\d+)$")
+
+_LOGGER = logging.getLogger(__name__)
+# Folders whose listing failed and was logged: polls log nothing more until they work again.
+_reported: set[Path] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +26,8 @@ class EdgeTpu:
     path: str
     device: str
     temperature_c: float | None = None
+    # The USB bus address (busnum-devnum): new each time the device enumerates again.
+    address: str = ""
 
     @property
     def label(self) -> str:
@@ -55,7 +62,18 @@ def _usb_tpus(sys_root: Path) -> list[EdgeTpu]:
             continue
         if ids in USB_IDS:
             found.append(entry)
-    return [EdgeTpu("usb", i, str(path), f"usb:{i}") for i, path in enumerate(found)]
+    return [
+        EdgeTpu("usb", i, str(path), f"usb:{i}", address=_usb_address(path))
+        for i, path in enumerate(found)
+    ]
+
+
+def _usb_address(entry: Path) -> str:
+    """The device's bus address, "" when sysfs does not say."""
+    try:
+        return f"{_read(entry / 'busnum')}-{_read(entry / 'devnum')}"
+    except OSError:
+        return ""
 
 
 def _pci_tpus(sys_root: Path, dev_root: Path) -> list[EdgeTpu]:
@@ -70,11 +88,17 @@ def _pci_tpus(sys_root: Path, dev_root: Path) -> list[EdgeTpu]:
 
 
 def _sorted_entries(folder: Path) -> list[Path]:
-    """List a folder in natural order (1-2 before 1-10); empty when it can't be listed."""
+    """List a folder in natural order (1-2 before 1-10); empty, logged once, when it can't be."""
     try:
         entries = list(folder.iterdir())
-    except OSError:
+    except OSError as err:
+        if folder not in _reported:
+            _reported.add(folder)
+            # A missing bus is a machine without one; an unreadable one hides every TPU on it.
+            level = logging.DEBUG if isinstance(err, FileNotFoundError) else logging.WARNING
+            _LOGGER.log(level, "Cannot list %s, so no Edge TPU is found there: %s", folder, err)
         return []
+    _reported.discard(folder)
     return sorted(entries, key=_natural_key)
 
 

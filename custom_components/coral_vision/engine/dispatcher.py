@@ -91,16 +91,24 @@ class Dispatcher:
             self._assigned.pop(source_id, None)
 
     def submit(
-        self, source_id: str, image: bytes, *, timeout: float | None = None
+        self,
+        source_id: str,
+        image: bytes,
+        *,
+        timeout: float | None = None,
+        on_demand: bool = False,
     ) -> Future[FrameResult]:
-        """Queue an image on the source's executor (see Executor.submit)."""
+        """Queue an image on the source's executor (see Executor.submit).
+
+        An on-demand request goes to the executor with the shortest queue and is not remembered.
+        """
         try:
-            executor = self.executor_for(source_id)
+            executor = self._least_loaded() if on_demand else self.executor_for(source_id)
         except ExecutorClosedError as err:
             future: Future[FrameResult] = Future()
             future.set_exception(err)
             return future
-        return executor.submit(source_id, image, timeout=timeout)
+        return executor.submit(source_id, image, timeout=timeout, on_demand=on_demand)
 
     async def run(
         self,
@@ -108,15 +116,23 @@ class Dispatcher:
         image: bytes,
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - also bounds the queue
+        on_demand: bool = False,
     ) -> FrameResult:
         """Run an image on the source's executor and await its result."""
-        return await asyncio.wrap_future(self.submit(source_id, image, timeout=timeout))
+        return await asyncio.wrap_future(
+            self.submit(source_id, image, timeout=timeout, on_demand=on_demand)
+        )
 
     def run_sync(
-        self, source_id: str, image: bytes, *, timeout: float | None = None
+        self,
+        source_id: str,
+        image: bytes,
+        *,
+        timeout: float | None = None,
+        on_demand: bool = False,
     ) -> FrameResult:
         """Run an image, blocking this (non-event-loop) thread until its result."""
-        return self.submit(source_id, image, timeout=timeout).result()
+        return self.submit(source_id, image, timeout=timeout, on_demand=on_demand).result()
 
     def swap_model(self, model: Model, cpu_model: Model | None = None) -> tuple[BackendInfo, ...]:
         """Swap the model on every open executor at once; wait for all of them."""
@@ -144,7 +160,12 @@ class Dispatcher:
         return tuple(e.stats() for e in self._executors)
 
     def close(self) -> None:
-        """Close every executor, then the shared pool; idempotent."""
+        """Close every executor, then the shared pool; idempotent.
+
+        The executors stop together, so a stuck one costs its hang limit once, not once each.
+        """
+        for executor in self._executors:
+            executor.begin_close()
         for executor in self._executors:
             executor.close()
         if self._pool is not None:
@@ -159,6 +180,13 @@ class Dispatcher:
     def __exit__(self, *exc: object) -> None:
         """Close."""
         self.close()
+
+    def _least_loaded(self) -> Executor:
+        """The open executor with the shortest queue; ExecutorClosedError when none is open."""
+        open_ = [e for e in self._executors if not e.closed]
+        if not open_:
+            raise ExecutorClosedError("every executor of the dispatcher is closed")
+        return min(open_, key=lambda e: e.queue_depth)
 
     def _rebalance_locked(self) -> None:
         """Forget the sources of closed executors; they are assigned afresh on their next frame."""

@@ -2,8 +2,10 @@
 
 A file is streamed into a temporary file beside its destination, checked (size, sha256, the
 TFLite identifier) and only then renamed into place, so a failed, interrupted or cancelled
-download leaves nothing half-written and a retry starts over cleanly. Files the catalog does not
-pin are pinned on first download in the folder's manifest (trust on first use).
+download leaves nothing half-written and a retry starts over cleanly. Every transfer has a size
+cap and a total deadline (see Deadline), so a server that trickles bytes cannot hold it for ever.
+Files the catalog does not pin are pinned on first download in the folder's manifest (trust on
+first use).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -37,7 +40,29 @@ type Progress = Callable[[int, int | None], None]
 
 MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 _CHUNK = 256 * 1024
+# The deadline below bounds the whole transfer; these only catch a dead connection sooner.
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """The time a whole transfer may take: `grace` seconds plus one per `min_rate` bytes.
+
+    The bytes are the expected size when it is known and trusted (the catalog's), else those
+    received so far: a server that trickles fails after about `grace` seconds, a slow but honest
+    one finishes, and nothing takes longer than `limit`.
+    """
+
+    grace: float = 60.0
+    min_rate: float = 64 * 1024  # bytes per second; a very slow link still delivers this
+    limit: float = 3600.0
+
+    def seconds(self, size: int) -> float:
+        """The total time allowed for a transfer of `size` bytes."""
+        return min(self.limit, self.grace + size / self.min_rate)
+
+
+DEFAULT_DEADLINE = Deadline()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +113,7 @@ async def ensure_model(
     *,
     mirror: str | None = None,
     progress: Progress | None = None,
+    deadline: Deadline = DEFAULT_DEADLINE,
 ) -> LocalModel:
     """Make the entry's files for `device_kind` present and verified; fetch what is missing."""
     model = variant_for(entry, device_kind)
@@ -101,7 +127,7 @@ async def ensure_model(
             missing.append(file)
         elif isinstance(state, tuple):
             records.append(_record(file, state, entry, "local"))
-    meter = _Meter(progress, {f.path: f.size for f in missing})
+    meter = _Meter(progress, {f.path: f.size for f in missing}, deadline)
     fetched: dict[str, tuple[str, int, str]] = {}
     if mirror:
         for file in missing:
@@ -136,9 +162,10 @@ async def download_file(
     size: int | None = None,
     member: str | None = None,
     progress: Progress | None = None,
+    deadline: Deadline = DEFAULT_DEADLINE,
 ) -> tuple[str, int]:
     """Fetch one URL (or one ZIP member of it) to `dest`, verified; returns (sha256, size)."""
-    meter = _Meter(progress, {dest.name: size})
+    meter = _Meter(progress, {dest.name: size}, deadline)
     expected = _Expected(sha256, size)
     if member is None:
         return await _fetch_into(session, url, dest, expected, meter, dest.name)
@@ -147,6 +174,20 @@ async def download_file(
         return await _to_disk(_extract_and_install, archive, member, dest, expected, url)
     finally:
         _discard(archive)
+
+
+async def download_to_folder(
+    session: aiohttp.ClientSession,
+    url: str,
+    folder: Path,
+    *,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
+    deadline: Deadline = DEFAULT_DEADLINE,
+) -> Path:
+    """Stream a URL into a new hidden partial file in `folder`; the caller keeps or removes it."""
+    meter = _Meter(None, {}, deadline)
+    name = Path(urlsplit(url).path).name or "download"
+    return await _stream(session, url, folder, meter, name, max_bytes=max_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +346,13 @@ async def _fetch_into(
 
 
 async def _stream(
-    session: aiohttp.ClientSession, url: str, folder: Path, meter: _Meter, key: str
+    session: aiohttp.ClientSession,
+    url: str,
+    folder: Path,
+    meter: _Meter,
+    key: str,
+    *,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
 ) -> Path:
     """Download `url` into a new partial file in `folder`; remove it on any failure."""
     await _to_disk(folder.mkdir, parents=True, exist_ok=True)
@@ -315,47 +362,7 @@ async def _stream(
     part = Path(name)
     handle = os.fdopen(fd, "wb")
     try:
-        try:
-            async with session.get(url, timeout=_TIMEOUT, allow_redirects=True) as response:
-                if response.status != 200:
-                    raise DownloadError(
-                        f"{url}: the server answered HTTP {response.status}",
-                        reason="http_status",
-                        url=url,
-                    )
-                length = response.content_length
-                if length is not None and length > MAX_DOWNLOAD_BYTES:
-                    raise DownloadError(
-                        f"{url}: {length} bytes is over the {MAX_DOWNLOAD_BYTES}-byte limit",
-                        reason="too_large",
-                        url=url,
-                    )
-                meter.expect(key, length)
-                received = 0
-                async for chunk in response.content.iter_chunked(_CHUNK):
-                    received += len(chunk)
-                    if received > MAX_DOWNLOAD_BYTES:
-                        raise DownloadError(
-                            f"{url}: more than {MAX_DOWNLOAD_BYTES} bytes",
-                            reason="too_large",
-                            url=url,
-                        )
-                    await _to_disk(handle.write, chunk)
-                    meter.advance(key, len(chunk))
-                if length is not None and received != length:
-                    raise DownloadError(
-                        f"{url}: the transfer ended after {received} of {length} bytes",
-                        reason="incomplete",
-                        url=url,
-                    )
-        except aiohttp.ClientPayloadError as err:
-            raise DownloadError(
-                f"{url}: the transfer was cut short ({err})", reason="incomplete", url=url
-            ) from err
-        except TimeoutError as err:
-            raise DownloadError(f"{url}: timed out", reason="timeout", url=url) from err
-        except aiohttp.ClientError as err:
-            raise DownloadError(f"{url}: {err}", reason="network", url=url) from err
+        await _receive(session, url, handle, meter, key, max_bytes)
         await _to_disk(_close, handle)
     except BaseException:
         # Also on cancellation: nothing half-written may stay behind.
@@ -364,6 +371,81 @@ async def _stream(
         meter.reset(key)
         raise
     return part
+
+
+async def _receive(
+    session: aiohttp.ClientSession,
+    url: str,
+    handle: IO[bytes],
+    meter: _Meter,
+    key: str,
+    max_bytes: int,
+) -> None:
+    """Write the body of `url` to `handle` within the size cap and the meter's deadline."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    known = meter.known(key)
+    deadline = meter.deadline
+    try:
+        async with asyncio.timeout_at(started + deadline.seconds(known)) as timer:
+            async with session.get(url, timeout=_TIMEOUT, allow_redirects=True) as response:
+                if response.status != 200:
+                    raise DownloadError(
+                        f"{url}: the server answered HTTP {response.status} "
+                        f"{response.reason or ''}".rstrip(),
+                        reason="http_status",
+                        url=url,
+                    )
+                length = response.content_length
+                if length is not None and length > max_bytes:
+                    raise DownloadError(
+                        f"{url}: {length} bytes is over the {max_bytes}-byte limit",
+                        reason="too_large",
+                        url=url,
+                    )
+                meter.expect(key, length)
+                received = 0
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise DownloadError(
+                            f"{url}: more than {max_bytes} bytes", reason="too_large", url=url
+                        )
+                    timer.reschedule(started + deadline.seconds(max(known, received)))
+                    await _to_disk(handle.write, chunk)
+                    meter.advance(key, len(chunk))
+                if length is not None and received != length:
+                    raise DownloadError(
+                        f"{url}: the transfer ended after {received} of {length} bytes",
+                        reason="incomplete",
+                        url=url,
+                    )
+    except TimeoutError as err:
+        # Ours (the whole transfer) or aiohttp's (a connection that went silent).
+        why = "the download did not finish in time" if timer.expired() else "no data for too long"
+        raise DownloadError(
+            f"{url}: {why} ({loop.time() - started:.0f} s, {meter.done(key)} bytes received)",
+            reason="timeout",
+            url=url,
+        ) from err
+    except aiohttp.TooManyRedirects as err:
+        raise DownloadError(
+            f"{url}: too many redirects ({len(err.history)}), perhaps a redirect loop",
+            reason="redirects",
+            url=url,
+        ) from err
+    except aiohttp.InvalidURL as err:
+        raise DownloadError(
+            f"{url}: not a valid http(s) address ({err})", reason="invalid_url", url=url
+        ) from err
+    except aiohttp.ClientPayloadError as err:
+        raise DownloadError(
+            f"{url}: the transfer was cut short ({err})", reason="incomplete", url=url
+        ) from err
+    except aiohttp.ClientError as err:
+        raise DownloadError(
+            f"{url}: {err or type(err).__name__}", reason="network", url=url
+        ) from err
 
 
 def _close(handle: IO[bytes]) -> None:
@@ -493,10 +575,22 @@ async def _to_disk[**P, R](func: Callable[P, R], *args: P.args, **kwargs: P.kwar
 class _Meter:
     """Adds up bytes over every transfer of one call and reports them to a progress callback."""
 
-    def __init__(self, callback: Progress | None, sizes: Mapping[str, int | None]) -> None:
+    def __init__(
+        self, callback: Progress | None, sizes: Mapping[str, int | None], deadline: Deadline
+    ) -> None:
         self._callback = callback
         self._totals: dict[str, int | None] = dict(sizes)
+        self._known = {key: size for key, size in sizes.items() if size is not None}
         self._done: dict[str, int] = {}
+        self.deadline = deadline
+
+    def known(self, key: str) -> int:
+        """The size the catalog promises for a transfer (0 if none): its deadline is set by it."""
+        return self._known.get(key, 0)
+
+    def done(self, key: str) -> int:
+        """Bytes received so far by a transfer."""
+        return self._done.get(key, 0)
 
     def expect(self, key: str, size: int | None) -> None:
         """A transfer learned its size (Content-Length)."""

@@ -8,7 +8,9 @@ from typing import Literal
 type DownloadReason = Literal[
     "http_status",  # the server answered with an error status
     "network",  # connection refused, reset or DNS failure
-    "timeout",  # no data for too long
+    "timeout",  # no data for too long, or the whole transfer outran its deadline
+    "redirects",  # too many redirects (a redirect loop)
+    "invalid_url",  # not a usable http(s) address, or redirected to one
     "incomplete",  # the transfer ended before Content-Length bytes arrived
     "size_mismatch",  # the file is not the size the catalog or manifest records
     "hash_mismatch",  # the sha256 differs from the pinned or first-seen one

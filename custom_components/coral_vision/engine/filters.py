@@ -9,6 +9,12 @@ from .results import Detection
 
 Point = tuple[float, float]
 
+# A region is drawn by hand: a few dozen corners at most, and checking it is quadratic.
+MAX_REGION_POINTS = 100
+# A share of the frame below which a region is a line, not an area (0.01 % of the frame).
+MIN_REGION_AREA = 1e-4
+_EPS = 1e-9
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ObjectFilter:
@@ -68,7 +74,7 @@ def point_in_polygon(point: Point, polygon: Sequence[Point]) -> bool:
     return inside
 
 
-def _on_segment(p: Point, a: Point, b: Point, eps: float = 1e-9) -> bool:
+def _on_segment(p: Point, a: Point, b: Point, eps: float = _EPS) -> bool:
     """Whether p lies on the segment from a to b."""
     cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
     if abs(cross) > eps:
@@ -99,6 +105,72 @@ def parse_region(text: str) -> tuple[Point, ...]:
     if len(points) < 3:
         raise ValueError("a region needs at least three points")
     return tuple(points)
+
+
+def check_region(region: Sequence[Point]) -> None:
+    """Refuse a region that is not a simple polygon: repeated or too many points, no area, crossing."""
+    if len(region) > MAX_REGION_POINTS:
+        raise ValueError(f"a region has at most {MAX_REGION_POINTS} points")
+    # A point repeated in a row (or the first written again at the end) adds no edge.
+    corners = [p for i, p in enumerate(region) if p != region[i - 1]] or list(region[:1])
+    if len(set(corners)) < 3:
+        raise ValueError("a region needs at least three distinct points")
+    if _crosses_itself(corners):
+        raise ValueError("the region's edges cross or touch each other")
+    if abs(_area(corners)) < MIN_REGION_AREA:
+        raise ValueError("the region has no area")
+
+
+def _area(polygon: Sequence[Point]) -> float:
+    """The signed area of a polygon (shoelace formula)."""
+    count = len(polygon)
+    return (
+        sum(
+            polygon[i][0] * polygon[(i + 1) % count][1]
+            - polygon[(i + 1) % count][0] * polygon[i][1]
+            for i in range(count)
+        )
+        / 2
+    )
+
+
+def _crosses_itself(polygon: Sequence[Point]) -> bool:
+    """Whether two edges meet anywhere but at the corner they share (quadratic: few points)."""
+    count = len(polygon)
+    edges = [(polygon[i], polygon[(i + 1) % count]) for i in range(count)]
+    for i, (a, b) in enumerate(edges):
+        c = edges[(i + 1) % count][1]
+        # Neighbouring edges only share b, unless the second one doubles back along the first.
+        if (
+            abs(_cross(a, b, c)) <= _EPS
+            and (b[0] - a[0]) * (c[0] - b[0]) + (b[1] - a[1]) * (c[1] - b[1]) < 0
+        ):
+            return True
+        for j in range(i + 2, count):
+            if i == 0 and j == count - 1:
+                continue  # the last edge is the first one's other neighbour
+            if _segments_meet((a, b), edges[j]):
+                return True
+    return False
+
+
+def _segments_meet(first: tuple[Point, Point], second: tuple[Point, Point]) -> bool:
+    """Whether two segments cross or touch."""
+    (a, b), (c, d) = first, second
+    d1, d2 = _cross(c, d, a), _cross(c, d, b)
+    d3, d4 = _cross(a, b, c), _cross(a, b, d)
+    if ((d1 > _EPS and d2 < -_EPS) or (d1 < -_EPS and d2 > _EPS)) and (
+        (d3 > _EPS and d4 < -_EPS) or (d3 < -_EPS and d4 > _EPS)
+    ):
+        return True
+    return (
+        _on_segment(a, c, d) or _on_segment(b, c, d) or _on_segment(c, a, b) or _on_segment(d, a, b)
+    )
+
+
+def _cross(o: Point, a: Point, b: Point) -> float:
+    """The z of (a - o) x (b - o): positive when o, a, b turn left."""
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
 def format_region(region: Sequence[Point]) -> str:

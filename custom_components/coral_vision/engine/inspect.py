@@ -1,7 +1,8 @@
 """Check a user-supplied model before it is used: what it does, what it needs, where it runs.
 
-The model is read with our own flatbuffer reader, never run, so a broken or hostile file can only
-produce a ModelError with a reason. Supported sources are a local file, raw bytes, and URLs:
+The model is read with our own bounded flatbuffer reader, never run, so a broken or hostile file
+can only produce a ModelError with a reason; what it is comes from `describe_model`, the same
+decision `load_model` makes. Supported sources are a local file, raw bytes, and URLs:
 direct .tflite links, tfhub.dev model pages (``?lite-format=tflite`` is added), Kaggle model
 pages ``kaggle.com/models/<owner>/<model>/<framework>/<variation>/<version>`` (fetched through
 Kaggle's public download API, a .tar.gz holding the .tflite) and GitHub ``blob`` links.
@@ -11,33 +12,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import hashlib
-import io
 import json
 import sys
-import tarfile
+import tempfile
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from .errors import LabelsError, ModelError
-from .flatbuffer import TfliteModel, parse_model
-from .labels import Labels, labels_from_metadata, load_labels
+from .errors import DownloadError, LabelsError, ModelError
+from .flatbuffer import Tensor
+from .labels import load_labels, sample, sample_names
+from .links import fetch_model
+from .models import (
+    EDGETPU_OP,
+    DetectionLayout,
+    ModelDescription,
+    describe_model,
+    labels_misfit,
+    read_model,
+)
 
 type ModelKind = Literal["classification", "ssd_postprocess", "unsupported"]
 
-EDGETPU_OP = "edgetpu-custom-op"
-SSD_POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 METADATA_NAME = "TFLITE_METADATA"
-MAX_MODEL_BYTES = 512 * 1024 * 1024
-
-_IMAGE_TYPES = frozenset({"uint8", "int8", "float32"})
+_SHOWN_OPS = 10  # distinct CPU operators a report names before "and N more"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +75,20 @@ class ModelReport:
     size: int = 0
     sha256: str = ""
     warnings: tuple[str, ...] = field(default=())
+    detection_layout: DetectionLayout | None = None
 
     @property
     def supported(self) -> bool:
         """Whether the engine can run the model."""
         return self.task != "unsupported"
+
+    def cpu_ops_text(self) -> str:
+        """The operators left on the CPU with their counts, the first few only."""
+        return _ops_text([f"{name} x{count}" for name, count in self.cpu_ops])
+
+    def labels_sample(self, count: int = 3) -> str:
+        """The first few labels, each cut short: forms and logs echo no more."""
+        return sample_names(self.labels, count)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly form."""
@@ -95,13 +106,14 @@ class ModelReport:
             "cpu_ops": dict(self.cpu_ops),
             "num_classes": self.num_classes,
             "labels_count": len(self.labels),
-            "labels_sample": list(self.labels[:5]),
+            "labels_sample": [sample(name) for name in self.labels[:5]],
             "labels_source": self.labels_source,
             "has_metadata": self.has_metadata,
             "description": self.description,
             "size": self.size,
             "sha256": self.sha256,
             "warnings": list(self.warnings),
+            "detection_layout": asdict(self.detection_layout) if self.detection_layout else None,
         }
 
 
@@ -117,28 +129,21 @@ def _tensor_dict(tensor: TensorSummary) -> dict[str, Any]:
 
 def inspect_model(source: Path | bytes, *, labels: Path | None = None) -> ModelReport:
     """Read a model file or its bytes and report what it is; ModelError when it is not a model."""
-    if isinstance(source, Path):
-        try:
-            size = source.stat().st_size
-            if size > MAX_MODEL_BYTES:
-                raise ModelError(f"{source}: {size} bytes is larger than any supported model")
-            data = source.read_bytes()
-        except OSError as err:
-            raise ModelError(f"cannot read {source}: {err.strerror or err}") from err
-    else:
-        data = bytes(source)
-    model = parse_model(data)
-    return _report(model, data, labels)
+    data = read_model(source)
+    return _report(describe_model(data), data, labels)
 
 
-def _report(model: TfliteModel, data: bytes, labels_path: Path | None) -> ModelReport:
-    names = [model.operator_name(op) for op in model.operators]
-    compiled = EDGETPU_OP in names
+def _report(described: ModelDescription, data: bytes, labels_path: Path | None) -> ModelReport:
+    model = described.parsed
+    names = described.operators
+    compiled = described.edgetpu
     cpu_names = [n for n in names if n != EDGETPU_OP]
-    inputs = [_summary(model, i) for i in model.inputs]
-    outputs = tuple(_summary(model, i) for i in model.outputs)
+    inputs = [_summary(model.tensor(i)) for i in model.inputs]
+    outputs = tuple(_summary(model.tensor(i)) for i in model.outputs)
     image = inputs[0] if len(inputs) == 1 else None
-    task, reason, classes = _guess_task(inputs, outputs, names)
+    task: ModelKind = "unsupported"
+    if described.task is not None:
+        task = "ssd_postprocess" if described.task == "detection" else "classification"
     warnings = []
     if model.subgraph_count > 1:
         warnings.append(f"{model.subgraph_count} subgraphs: only the first one is checked")
@@ -147,9 +152,11 @@ def _report(model: TfliteModel, data: bytes, labels_path: Path | None) -> ModelR
         warnings.append("not 8-bit quantized: it runs on the CPU only (the Edge TPU needs int8)")
     if compiled and cpu_names:
         warnings.append(
-            f"{len(cpu_names)} operator(s) stay on the CPU: {', '.join(sorted(set(cpu_names)))}"
+            f"{len(cpu_names)} operator(s) stay on the CPU: {_ops_text(sorted(set(cpu_names)))}"
         )
-    labels, labels_source = _labels(data, labels_path, warnings)
+    warnings.extend(described.warnings)
+    classes = described.num_classes
+    labels, labels_source = _labels(described, labels_path, warnings)
     if classes is not None and labels and len(labels) not in {classes, classes - 1}:
         warnings.append(f"{len(labels)} labels for {classes} classes")
     input_size = None
@@ -157,7 +164,7 @@ def _report(model: TfliteModel, data: bytes, labels_path: Path | None) -> ModelR
         input_size = (image.shape[2], image.shape[1])
     return ModelReport(
         task=task,
-        reason=reason,
+        reason=described.reason,
         input=image or (inputs[0] if inputs else None),
         outputs=outputs,
         input_size=input_size,
@@ -169,82 +176,41 @@ def _report(model: TfliteModel, data: bytes, labels_path: Path | None) -> ModelR
         num_classes=classes,
         labels=labels,
         labels_source=labels_source,
-        has_metadata=any(name == METADATA_NAME for name, _ in model.metadata),
+        has_metadata=METADATA_NAME in model.metadata,
         description=model.description,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         warnings=tuple(warnings),
+        detection_layout=described.detection_layout,
     )
 
 
-def _summary(model: TfliteModel, index: int) -> TensorSummary:
-    tensor = model.tensor(index)
-    # Per-channel quantization only happens on weights; inputs and outputs carry one pair.
-    scale = tensor.scales[0] if len(tensor.scales) == 1 and tensor.scales[0] != 0 else None
-    zero = tensor.zero_points[0] if scale is not None and len(tensor.zero_points) == 1 else None
-    return TensorSummary(tensor.name, tensor.shape, tensor.dtype, scale, zero)
+def _summary(tensor: Tensor) -> TensorSummary:
+    return TensorSummary(tensor.name, tensor.shape, tensor.dtype, tensor.scale, tensor.zero_point)
 
 
-def _guess_task(
-    inputs: Sequence[TensorSummary], outputs: Sequence[TensorSummary], ops: Sequence[str]
-) -> tuple[ModelKind, str | None, int | None]:
-    if len(inputs) != 1:
-        return "unsupported", f"it takes {len(inputs)} inputs; only one image is supported", None
-    image = inputs[0]
-    if len(image.shape) != 4 or image.shape[0] != 1 or image.shape[3] != 3:
-        return "unsupported", f"its input {list(image.shape)} is not one RGB image", None
-    if image.shape[1] <= 0 or image.shape[2] <= 0:
-        return "unsupported", f"its input {list(image.shape)} has no fixed size", None
-    if image.dtype not in _IMAGE_TYPES:
-        return "unsupported", f"its input type {image.dtype} is not uint8, int8 or float32", None
-    if SSD_POSTPROCESS_OP in ops:
-        if len(outputs) not in {3, 4}:
-            return (
-                "unsupported",
-                f"it has {SSD_POSTPROCESS_OP} but {len(outputs)} outputs, not boxes, classes, "
-                "scores and count",
-                None,
-            )
-        return "ssd_postprocess", None, None
-    if len(outputs) == 1:
-        shape = outputs[0].shape
-        classes = shape[-1] if shape else 0
-        if len(shape) >= 1 and all(d == 1 for d in shape[:-1]) and classes >= 2:
-            return "classification", None, classes
-    shapes = ", ".join(str(list(o.shape)) for o in outputs) or "none"
-    if any(len(o.shape) == 3 and o.shape[1] > 100 for o in outputs):
-        return (
-            "unsupported",
-            f"its outputs ({shapes}) are raw anchor predictions without a {SSD_POSTPROCESS_OP} "
-            "operator to decode them into boxes",
-            None,
-        )
-    return (
-        "unsupported",
-        f"its outputs ({shapes}) are neither class scores nor SSD detections "
-        "(pose, segmentation and other tasks are not supported)",
-        None,
-    )
+def _ops_text(names: list[str]) -> str:
+    shown = names[:_SHOWN_OPS]
+    more = f" and {len(names) - _SHOWN_OPS} more" if len(names) > _SHOWN_OPS else ""
+    return ", ".join(sample(name) for name in shown) + more
 
 
 def _labels(
-    data: bytes, path: Path | None, warnings: list[str]
+    described: ModelDescription, path: Path | None, warnings: list[str]
 ) -> tuple[tuple[str, ...], Literal["file", "metadata"] | None]:
-    found: Labels | None
+    """The labels file's names when it is readable (loading refuses them if they do not fit)."""
     if path is not None:
         try:
             found = load_labels(path)
         except LabelsError as err:
             warnings.append(f"labels file unusable: {err}")
         else:
+            problem = labels_misfit(found, described.num_classes)
+            if problem is not None:
+                warnings.append(f"labels file does not fit: {problem}")
             return tuple(found.names()), "file"
-    try:
-        found = labels_from_metadata(data)
-    except Exception as err:  # untrusted bytes: a bad zip must not crash the check
-        warnings.append(f"embedded labels unreadable: {err}")
-        found = None
-    if found is not None:
-        return tuple(found.names()), "metadata"
+    if described.labels is not None:
+        return tuple(described.labels.names()), "metadata"
     return (), None
 
 
@@ -268,87 +234,21 @@ def format_report(report: ModelReport) -> str:
     lines.append("outputs: " + "; ".join(f"{list(t.shape)} {t.dtype}" for t in report.outputs))
     lines.append(f"quantized: {'yes' if report.quantized else 'no'}")
     if report.edgetpu_compiled:
-        ops = ", ".join(f"{name} x{count}" for name, count in report.cpu_ops) or "none"
+        ops = report.cpu_ops_text() or "none"
         lines.append(f"Edge TPU: compiled; {report.cpu_operators} operator(s) on the CPU: {ops}")
     else:
         lines.append(f"Edge TPU: not compiled; all {report.operators} operators run on the CPU")
     if report.num_classes is not None:
         lines.append(f"classes: {report.num_classes}")
     if report.labels:
-        sample = " | ".join(report.labels[:5])
-        lines.append(f"labels ({report.labels_source}): {len(report.labels)}: {sample}, ...")
+        lines.append(
+            f"labels ({report.labels_source}): {len(report.labels)}: {report.labels_sample(5)}, ..."
+        )
     else:
         lines.append("labels: none found")
     lines.append(f"size: {report.size} bytes, sha256 {report.sha256}")
     lines.extend(f"warning: {w}" for w in report.warnings)
     return "\n".join(lines)
-
-
-def resolve_model_url(url: str) -> str:
-    """A direct download URL for a model page link (TF Hub, Kaggle Models, GitHub blob)."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ModelError(f"not an http(s) URL: {url!r}")
-    host = parts.netloc.lower()
-    path = parts.path.rstrip("/")
-    segments = [s for s in path.split("/") if s]
-    if host in {"tfhub.dev", "www.tfhub.dev"}:
-        if "lite-format=" in parts.query:
-            return url
-        query = f"{parts.query}&lite-format=tflite" if parts.query else "lite-format=tflite"
-        return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
-    if host in {"kaggle.com", "www.kaggle.com"} and segments[:1] == ["models"]:
-        if len(segments) != 6:
-            raise ModelError(
-                "a Kaggle model link must name owner/model/framework/variation/version, "
-                f"e.g. https://www.kaggle.com/models/google/mobilenet-v2/tfLite/... (got {url})"
-            )
-        return "https://www.kaggle.com/api/v1/models/" + "/".join(segments[1:]) + "/download"
-    if host == "github.com" and len(segments) > 4 and segments[2] == "blob":
-        segments[2] = "raw"
-        return urlunsplit((parts.scheme, parts.netloc, "/" + "/".join(segments), "", ""))
-    return url
-
-
-async def fetch_model_bytes(session: aiohttp.ClientSession, url: str) -> bytes:
-    """Download a model link into memory and return the .tflite bytes (unpacking .tar.gz)."""
-    resolved = resolve_model_url(url)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
-    try:
-        async with session.get(resolved, timeout=timeout, allow_redirects=True) as response:
-            if response.status != 200:
-                raise ModelError(f"{resolved}: the server answered HTTP {response.status}")
-            buffer = bytearray()
-            async for chunk in response.content.iter_chunked(256 * 1024):
-                buffer += chunk
-                if len(buffer) > MAX_MODEL_BYTES:
-                    raise ModelError(f"{resolved}: larger than {MAX_MODEL_BYTES} bytes")
-    except (aiohttp.ClientError, TimeoutError) as err:
-        raise ModelError(f"{resolved}: download failed: {err or type(err).__name__}") from err
-    return await asyncio.to_thread(unpack_model, bytes(buffer))
-
-
-def unpack_model(data: bytes) -> bytes:
-    """The .tflite inside a (gzipped) tar archive, or `data` itself when it is not one."""
-    if data[:2] != b"\x1f\x8b" and not _is_tar(data):
-        return data
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-            members = [m for m in archive.getmembers() if m.isfile() and m.name.endswith(".tflite")]
-            if len(members) != 1:
-                raise ModelError(f"the archive holds {len(members)} .tflite files, expected one")
-            if members[0].size > MAX_MODEL_BYTES:
-                raise ModelError("the model in the archive is too large")
-            handle = archive.extractfile(members[0])
-            if handle is None:
-                raise ModelError("the model in the archive cannot be read")
-            return handle.read()
-    except (tarfile.TarError, gzip.BadGzipFile, EOFError, OSError) as err:
-        raise ModelError(f"not a readable model archive: {err}") from err
-
-
-def _is_tar(data: bytes) -> bool:
-    return len(data) > 262 and data[257:262] == b"ustar"
 
 
 def main(argv: list[str]) -> int:
@@ -364,13 +264,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     options = parser.parse_args(args)
     try:
-        source: Path | bytes
         if options.model.startswith(("http://", "https://")):
-            source = asyncio.run(_download(options.model))
+            report = _inspect_link(options.model, options.labels)
         else:
-            source = Path(options.model)
-        report = inspect_model(source, labels=options.labels)
-    except ModelError as err:
+            report = inspect_model(Path(options.model), labels=options.labels)
+    except (ModelError, DownloadError) as err:
         if options.json:
             print(json.dumps({"supported": False, "error": str(err)}, indent=2))
         else:
@@ -380,6 +278,13 @@ def main(argv: list[str]) -> int:
     return 0 if report.supported else 1
 
 
-async def _download(url: str) -> bytes:
+def _inspect_link(url: str, labels: Path | None) -> ModelReport:
+    """Download a model link into a temporary folder, check it there; nothing is kept."""
+    with tempfile.TemporaryDirectory(prefix="coral-vision-") as folder:
+        model = asyncio.run(_download(url, Path(folder)))
+        return inspect_model(model, labels=labels)
+
+
+async def _download(url: str, folder: Path) -> Path:
     async with aiohttp.ClientSession() as session:
-        return await fetch_model_bytes(session, url)
+        return await fetch_model(session, url, folder)

@@ -1,7 +1,16 @@
-"""Load a TFLite model and learn what it needs and what it outputs, without running it."""
+"""Decide what a TFLite model is, once, for the model check and for loading it to run.
+
+`describe_model` reads the file with the bounded flatbuffer reader and decides the task, the
+detection output layout, the input, the outputs, the embedded labels and the Edge TPU ops.
+`inspect_model` (the config flow's and the CLI's check) and `load_model` both use it, so a model
+the check calls supported is a model that loads, unless the interpreter itself rejects the file.
+"""
 
 from __future__ import annotations
 
+import logging
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,18 +19,24 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import LabelsError, ModelError
-from .labels import Labels, labels_from_metadata, load_labels
+from .flatbuffer import MAX_MODEL_BYTES, Tensor, TfliteModel, parse_model
+from .labels import Labels, load_labels, read_metadata_labels, sample
 from .results import Task
 from .runtime import Runtime, load_runtime
 
-EDGETPU_CUSTOM_OP = b"edgetpu-custom-op"
-_POSTPROCESS_OP = b"TFLite_Detection_PostProcess"
-_INPUT_DTYPES = (np.uint8, np.int8, np.float32)
-# pycoral's names for the SSD outputs in a TF2 model's signature.
+_LOGGER = logging.getLogger(__name__)
+
+EDGETPU_OP = "edgetpu-custom-op"
+SSD_POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+_INPUT_TYPES = ("uint8", "int8", "float32")
+# Element types whose values dequantize to scores, boxes and counts.
+_OUTPUT_TYPES = frozenset({"uint8", "int8", "int16", "int32", "float16", "float32"})
+# pycoral's names for the SSD outputs in a TF2 model's signature (boxes, classes, scores, count).
 _SIGNATURE_OUTPUTS = (
     ("detection_boxes", "detection_classes", "detection_scores", "num_detections"),
     ("output_3", "output_2", "output_1", "output_0"),
 )
+_DESCRIBED_OUTPUTS = 6  # outputs a refusal lists before "and N more"
 
 
 @dataclass(frozen=True)
@@ -87,9 +102,193 @@ class Model:
     num_classes: int | None = None
 
 
+@dataclass(frozen=True)
+class ModelDescription:
+    """What a model file is; `task` is None with a `reason` when the engine cannot run it."""
+
+    parsed: TfliteModel = field(repr=False)
+    task: Task | None
+    reason: str | None
+    input: InputSpec | None
+    outputs: tuple[OutputSpec, ...]
+    detection_layout: DetectionLayout | None
+    num_classes: int | None
+    operators: tuple[str, ...] = field(repr=False)
+    edgetpu: bool
+    labels: Labels | None  # embedded in the model, when they fit it
+    warnings: tuple[str, ...] = ()
+
+
+class _Unsupported(Exception):
+    """Why the engine cannot run a model (becomes ModelDescription.reason)."""
+
+
+def read_model(source: Path | bytes) -> bytes:
+    """A model's bytes, from a regular file no larger than MAX_MODEL_BYTES (checked first)."""
+    if not isinstance(source, Path):
+        if len(source) > MAX_MODEL_BYTES:
+            raise ModelError(f"{len(source)} bytes is larger than any supported model")
+        return bytes(source)
+    try:
+        info = source.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelError(f"cannot read model file {source}: not a regular file")
+        if info.st_size > MAX_MODEL_BYTES:
+            raise ModelError(f"{source}: {info.st_size} bytes is larger than any supported model")
+        with source.open("rb") as handle:
+            return handle.read(info.st_size)  # what it held when checked, if it grows meanwhile
+    except OSError as err:
+        raise ModelError(f"cannot read model file {source}: {err.strerror or err}") from err
+
+
+def describe_model(content: bytes) -> ModelDescription:
+    """Read a model's bytes and decide what it is; ModelError when it is not a readable model."""
+    parsed = parse_model(content)
+    operators = tuple(parsed.operator_name(op) for op in parsed.operators)
+    inputs = [parsed.tensor(i) for i in parsed.inputs]
+    outputs = [parsed.tensor(i) for i in parsed.outputs]
+    task: Task | None = None
+    reason = None
+    spec = None
+    layout = None
+    num_classes = None
+    out_specs: tuple[OutputSpec, ...] = ()
+    try:
+        spec = _input_spec(inputs, parsed.inputs)
+        task, num_classes = _task(outputs, operators)
+        out_specs = tuple(_output_spec(t, i) for t, i in zip(outputs, parsed.outputs, strict=True))
+        if task == "detection":
+            layout = _signature_layout(parsed) or TF1_LAYOUT
+    except _Unsupported as err:
+        task, reason, spec, num_classes = None, str(err), None, None
+    labels, warnings = _embedded_labels(content, num_classes)
+    return ModelDescription(
+        parsed=parsed,
+        task=task,
+        reason=reason,
+        input=spec,
+        outputs=out_specs,
+        detection_layout=layout,
+        num_classes=num_classes,
+        operators=operators,
+        edgetpu=EDGETPU_OP in operators,
+        labels=labels,
+        warnings=warnings,
+    )
+
+
+def _input_spec(inputs: Sequence[Tensor], indices: Sequence[int]) -> InputSpec:
+    if len(inputs) != 1:
+        raise _Unsupported(f"it takes {len(inputs)} inputs; only one image is supported")
+    image = inputs[0]
+    shape = list(image.shape)
+    if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3):
+        raise _Unsupported(f"its input {shape} is not one RGB image or one gray image")
+    if shape[1] <= 0 or shape[2] <= 0:
+        raise _Unsupported(f"its input {shape} has no fixed size")
+    if image.dtype not in _INPUT_TYPES:
+        raise _Unsupported(f"its input type {image.dtype} is not uint8, int8 or float32")
+    return InputSpec(
+        width=shape[2],
+        height=shape[1],
+        channels=shape[3],
+        dtype=np.dtype(image.dtype),
+        scale=image.scale or 0.0,
+        zero_point=image.zero_point or 0,
+        index=indices[0],
+    )
+
+
+def _task(outputs: Sequence[Tensor], operators: Sequence[str]) -> tuple[Task, int | None]:
+    """Detection (SSD post-processing op, 4 outputs) or classification (one score vector)."""
+    for tensor in outputs:
+        if tensor.dtype not in _OUTPUT_TYPES:
+            raise _Unsupported(f"its output {sample(tensor.name)} is {tensor.dtype}, not numbers")
+    if SSD_POSTPROCESS_OP in operators:
+        if len(outputs) != 4:
+            raise _Unsupported(
+                f"it has {SSD_POSTPROCESS_OP} but {len(outputs)} outputs, not boxes, classes, "
+                "scores and count"
+            )
+        return "detection", None
+    if len(outputs) == 1:
+        shape = outputs[0].shape
+        # [N], [1, N] and [1, 1, 1, N] are all one vector of class scores.
+        if shape and all(d == 1 for d in shape[:-1]) and shape[-1] >= 2:
+            return "classification", shape[-1]
+    described = _describe_outputs(outputs)
+    if any(len(t.shape) == 3 and t.shape[1] > 100 for t in outputs):
+        raise _Unsupported(
+            f"its outputs ({described}) are raw anchor predictions without a "
+            f"{SSD_POSTPROCESS_OP} operator to decode them into boxes"
+        )
+    raise _Unsupported(
+        f"its outputs ({described}) are neither class scores nor SSD detections "
+        "(pose, segmentation and other tasks are not supported)"
+    )
+
+
+def _describe_outputs(outputs: Sequence[Tensor]) -> str:
+    shown = [f"{sample(t.name)} {list(t.shape)}" for t in outputs[:_DESCRIBED_OUTPUTS]]
+    if len(outputs) > _DESCRIBED_OUTPUTS:
+        shown.append(f"and {len(outputs) - _DESCRIBED_OUTPUTS} more")
+    return ", ".join(shown) or "none"
+
+
+def _output_spec(tensor: Tensor, index: int) -> OutputSpec:
+    return OutputSpec(
+        index=index,
+        name=tensor.name,
+        dtype=np.dtype(tensor.dtype),
+        scale=tensor.scale or 0.0,
+        zero_point=tensor.zero_point or 0,
+    )
+
+
+def _signature_layout(parsed: TfliteModel) -> DetectionLayout | None:
+    """The output roles a single signature names (TF2 exports), else None."""
+    if len(parsed.signatures) != 1:
+        return None
+    by_name = parsed.signatures[0].outputs
+    position = {index: i for i, index in enumerate(parsed.outputs)}
+    for names in _SIGNATURE_OUTPUTS:
+        if all(n in by_name and by_name[n] in position for n in names):
+            boxes, classes, scores, count = (position[by_name[n]] for n in names)
+            return DetectionLayout(boxes, classes, scores, count, from_signature=True)
+    return None
+
+
+def _embedded_labels(
+    content: bytes, num_classes: int | None
+) -> tuple[Labels | None, tuple[str, ...]]:
+    """The metadata's labels, or None and why not when they are unusable or do not fit."""
+    try:
+        labels = read_metadata_labels(content)
+    except LabelsError as err:
+        return None, (f"embedded labels ignored: {err}",)
+    problem = labels_misfit(labels, num_classes) if labels is not None else None
+    if problem is not None:
+        return None, (f"embedded labels ignored: {problem}",)
+    return labels, ()
+
+
+def labels_misfit(labels: Labels, num_classes: int | None) -> str | None:
+    """Why labels cannot belong to a model with `num_classes` scores, or None when they fit."""
+    if num_classes is not None and labels.by_id and max(labels.by_id) >= num_classes:
+        return (
+            f"the labels name class {max(labels.by_id)} "
+            f"but the model outputs only {num_classes} classes"
+        )
+    return None
+
+
 def is_edgetpu_model(content: bytes) -> bool:
-    """Whether the model was compiled for the Edge TPU."""
-    return EDGETPU_CUSTOM_OP in content
+    """Whether the model was compiled for the Edge TPU (False when it is not readable)."""
+    try:
+        parsed = parse_model(content)
+    except ModelError:
+        return False
+    return any(parsed.operator_name(op) == EDGETPU_OP for op in parsed.operators)
 
 
 def load_model(
@@ -101,128 +300,66 @@ def load_model(
 ) -> Model:
     """Read a model and describe it; ModelError when it is missing, malformed or unsupported."""
     path = source if isinstance(source, Path) else None
-    content = _read(source)
     model_name = name or (path.stem if path else "model")
-    interpreter = _introspect(content, model_name, runtime or load_runtime())
-    inputs = interpreter.get_input_details()
-    outputs = tuple(_output_spec(d) for d in interpreter.get_output_details())
-    spec = _input_spec(inputs, model_name)
-    task, layout, num_classes = _guess_task(content, interpreter, outputs, model_name)
-    model_labels = _labels(labels, content)
-    if num_classes is not None and model_labels.by_id and max(model_labels.by_id) >= num_classes:
-        raise LabelsError(
-            f"{model_name}: the labels name class {max(model_labels.by_id)} "
-            f"but the model outputs only {num_classes} classes"
+    content = read_model(source)
+    try:
+        described = describe_model(content)
+    except ModelError as err:
+        raise ModelError(f"{model_name}: {err}") from err
+    if described.task is None or described.input is None:
+        raise ModelError(f"{model_name}: unsupported model: {described.reason}")
+    if labels is None:  # the embedded labels are the ones used: say why they are not
+        for warning in described.warnings:
+            _LOGGER.warning("%s: %s", model_name, warning)
+    # Only now, with its tables bounded, does the interpreter see the file.
+    outputs = [o.index for o in described.outputs]
+    _check_interpreter(content, model_name, runtime or load_runtime(), described.input, outputs)
+    model_labels = _labels(labels, described, model_name)
+    layout = described.detection_layout
+    if layout is not None and not layout.from_signature:
+        _LOGGER.info(
+            "%s: no signature names the detection outputs; their order (TF1 or TF2 export) "
+            "is decided from their shapes",
+            model_name,
         )
     return Model(
         name=model_name,
         content=content,
         path=path,
-        task=task,
-        input=spec,
-        outputs=outputs,
+        task=described.task,
+        input=described.input,
+        outputs=described.outputs,
         labels=model_labels,
-        edgetpu=is_edgetpu_model(content),
+        edgetpu=described.edgetpu,
         detection_layout=layout,
-        num_classes=num_classes,
+        num_classes=described.num_classes,
     )
 
 
-def _read(source: Path | bytes) -> bytes:
-    if isinstance(source, Path):
-        try:
-            content = source.read_bytes()
-        except OSError as err:
-            raise ModelError(f"cannot read model file {source}: {err.strerror or err}") from err
-    else:
-        content = bytes(source)
-    where = f" {source}" if isinstance(source, Path) else ""
-    # Every TFLite flatbuffer carries the file identifier "TFL3" at byte 4.
-    if len(content) < 8 or content[4:8] != b"TFL3":
-        raise ModelError(f"model{where} is not a TensorFlow Lite file (no TFL3 identifier)")
-    return content
-
-
-def _introspect(content: bytes, name: str, runtime: Runtime) -> Any:
-    """Build a CPU interpreter to read tensor details; never allocated (Edge TPU ops can't be)."""
+def _check_interpreter(
+    content: bytes, name: str, runtime: Runtime, spec: InputSpec, outputs: list[int]
+) -> None:
+    """Build a CPU interpreter to validate the file; never allocated (Edge TPU ops can't be)."""
     try:
-        return runtime.interpreter_factory(model_content=content, num_threads=1)
+        interpreter = runtime.interpreter_factory(model_content=content, num_threads=1)
     except (ValueError, RuntimeError) as err:
         raise ModelError(f"{name}: the interpreter rejected the model: {err}") from err
-
-
-def _output_spec(details: dict[str, Any]) -> OutputSpec:
-    scale, zero_point = details["quantization"]
-    return OutputSpec(
-        index=int(details["index"]),
-        name=str(details["name"]),
-        dtype=np.dtype(details["dtype"]),
-        scale=float(scale),
-        zero_point=int(zero_point),
+    read = (
+        [int(d["index"]) for d in interpreter.get_input_details()],
+        [int(d["index"]) for d in interpreter.get_output_details()],
     )
-
-
-def _input_spec(inputs: list[dict[str, Any]], name: str) -> InputSpec:
-    if len(inputs) != 1:
-        raise ModelError(f"{name}: unsupported model: it takes {len(inputs)} inputs, not one image")
-    details = inputs[0]
-    shape = tuple(int(n) for n in details["shape"])
-    dtype = np.dtype(details["dtype"])
-    if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3):
+    if read != ([spec.index], outputs):
         raise ModelError(
-            f"{name}: unsupported model: its input {list(shape)} is not one RGB or gray image"
+            f"{name}: the interpreter reads other inputs and outputs {read} than the file "
+            f"{([spec.index], outputs)}"
         )
-    if dtype not in _INPUT_DTYPES:
-        raise ModelError(f"{name}: unsupported model: input type {dtype} (uint8/int8/float32 only)")
-    scale, zero_point = details["quantization"]
-    return InputSpec(
-        width=shape[2],
-        height=shape[1],
-        channels=shape[3],
-        dtype=dtype,
-        scale=float(scale),
-        zero_point=int(zero_point),
-        index=int(details["index"]),
-    )
 
 
-def _guess_task(
-    content: bytes, interpreter: Any, outputs: tuple[OutputSpec, ...], name: str
-) -> tuple[Task, DetectionLayout | None, int | None]:
-    """Guess detection (SSD post-processing op) or classification (score vector), or refuse."""
-    if _POSTPROCESS_OP in content and len(outputs) == 4:
-        return "detection", _signature_layout(interpreter, outputs), None
-    details = interpreter.get_output_details()
-    shapes = [tuple(int(n) for n in d["shape"]) for d in details]
-    if len(outputs) == 1 and len(shapes[0]) == 2 and shapes[0][0] == 1 and shapes[0][1] >= 2:
-        return "classification", None, shapes[0][1]
-    described = ", ".join(f"{o.name} {list(s)}" for o, s in zip(outputs, shapes, strict=True))
-    raise ModelError(
-        f"{name}: unsupported model: outputs {described} are neither SSD detections "
-        "(a TFLite_Detection_PostProcess op with 4 outputs) nor one vector of class scores"
-    )
-
-
-def _signature_layout(interpreter: Any, outputs: tuple[OutputSpec, ...]) -> DetectionLayout:
-    """Read the output roles from the model's signature, else leave the order to each frame."""
-    getter = getattr(interpreter, "_get_full_signature_list", None)
-    try:
-        signatures = getter() if getter else {}
-    except (ValueError, RuntimeError):
-        signatures = {}
-    if len(signatures) == 1:
-        by_name: dict[str, int] = next(iter(signatures.values())).get("outputs", {})
-        position = {o.index: i for i, o in enumerate(outputs)}
-        for names in _SIGNATURE_OUTPUTS:
-            if all(n in by_name and by_name[n] in position for n in names):
-                boxes, classes, scores, count = (position[by_name[n]] for n in names)
-                return DetectionLayout(boxes, classes, scores, count, from_signature=True)
-    return TF1_LAYOUT
-
-
-def _labels(labels: Path | Labels | None, content: bytes) -> Labels:
-    if isinstance(labels, Labels):
-        return labels
-    if labels is not None:
-        return load_labels(labels)
-    return labels_from_metadata(content) or Labels()
+def _labels(labels: Path | Labels | None, described: ModelDescription, name: str) -> Labels:
+    if labels is None:
+        return described.labels or Labels()
+    chosen = labels if isinstance(labels, Labels) else load_labels(labels)
+    problem = labels_misfit(chosen, described.num_classes)
+    if problem is not None:
+        raise LabelsError(f"{name}: {problem}")
+    return chosen

@@ -8,19 +8,37 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
+from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageError
+from .image_guard import check_structure, orientation
 from .models import InputSpec
 from .results import BBox
 
 ResizeMode = Literal["stretch", "letterbox"]
 
+# Caps on an untrusted image: encoded bytes (checked before a file is read) and decoded pixels
+# (checked from the header, before any pixel is decoded), well below Pillow's bomb guard.
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000
+
 # Pillow's own default; used when something in the process switched Pillow's guard off.
 _DEFAULT_MAX_PIXELS = 89_478_485
+# The only formats decoded: Pillow would also open EPS (through Ghostscript), TIFF, PSD and more.
+_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
+_FORMAT_NAMES = "JPEG, PNG, BMP, GIF or WebP"
 # EXIF orientations 5..8 swap width and height.
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
-_EXIF_ORIENTATION = 0x0112
+# What turns an image with each EXIF orientation upright (as ImageOps.exif_transpose does).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 @dataclass(frozen=True)
@@ -66,34 +84,57 @@ def prepare_frame(data: bytes, spec: InputSpec, *, resize: ResizeMode = "stretch
 
 def _decode(data: bytes, target: tuple[int, int] | None) -> tuple[Image.Image, tuple[int, int]]:
     """Decode to RGB and report the source size after EXIF orientation."""
-    if not data:
-        raise ImageError("the image is empty (0 bytes)")
+    _check_bytes(data)
+    check_structure(data)
     try:
-        image = Image.open(io.BytesIO(data))
+        image: Image.Image = Image.open(io.BytesIO(data), formats=_FORMATS)
+        # The header's size, before any pixel is decoded; a GIF's first frame is counted too.
         width, height = image.size
-        limit = Image.MAX_IMAGE_PIXELS or _DEFAULT_MAX_PIXELS
-        if width * height > limit:
-            raise ImageError(
-                f"the image is too large: {width}x{height} pixels exceeds {limit} "
-                "(decompression bomb guard)"
-            )
-        transposed = image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSING_ORIENTATIONS
-        if transposed:
-            width, height = height, width
+        _check_pixels(width, height)
         if target is not None and image.format == "JPEG":
-            draft = (target[1], target[0]) if transposed else target
-            image.draft("RGB", draft)
+            swap = orientation(image.info) in _TRANSPOSING_ORIENTATIONS
+            image.draft("RGB", (target[1], target[0]) if swap else target)
+        # Only the first frame of an animation is decoded.
         image.load()
-        upright = ImageOps.exif_transpose(image) or image
-        rgb = upright.convert("RGB")
-    except ImageError:
-        raise
+        # A PNG's EXIF may follow its pixels, so the orientation is read once they are loaded.
+        turned = orientation(image.info)
+        if turned in _TRANSPOSING_ORIENTATIONS:
+            width, height = height, width
+        # One full-size copy at a time: convert first, then turn upright, dropping each source.
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        upright = _UPRIGHT.get(turned)
+        rgb = image.transpose(upright) if upright is not None else image
+    except UnidentifiedImageError as err:
+        raise ImageError(f"not a {_FORMAT_NAMES} image (or a corrupt one)") from err
     except Image.DecompressionBombError as err:
         raise ImageError(f"the image is too large (decompression bomb guard): {err}") from err
+    except ImageError:
+        raise
     except Exception as err:
         # Corrupt files make Pillow's plugins raise almost anything; all of it means "bad image".
         raise ImageError(f"cannot decode the image: {type(err).__name__}: {err}") from err
     return rgb, (width, height)
+
+
+def _check_bytes(data: bytes) -> None:
+    if not data:
+        raise ImageError("the image is empty (0 bytes)")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(
+            f"the image is too large: {len(data)} bytes exceeds {MAX_IMAGE_BYTES} "
+            f"({MAX_IMAGE_BYTES // 2**20} MiB)"
+        )
+
+
+def _check_pixels(width: int, height: int) -> None:
+    # Pillow's own guard counts too when something in the process lowered it.
+    limit = min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS or _DEFAULT_MAX_PIXELS)
+    if width * height > limit:
+        raise ImageError(
+            f"the image is too large: {width}x{height} pixels exceeds {limit} "
+            f"({limit / 1e6:g} megapixels)"
+        )
 
 
 def _letterbox(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from .errors import ModelError
 type References = Mapping[Path, Iterable[str]] | Mapping[str, Iterable[str]]
 
 MANIFEST_NAME = "manifest.json"
+DAMAGED_MANIFEST_NAME = ".manifest.json.damaged"
 PART_SUFFIX = ".part"
 
 # Leftover partial files older than this belong to a download that died with its process.
@@ -30,6 +32,11 @@ _STALE_PART_SECONDS = 3600
 
 # One writer at a time: downloads for several entries may finish together.
 _manifest_lock = threading.Lock()
+# Damaged manifest states already logged: (path, mtime, size).
+_warned: set[tuple[str, int, int]] = set()
+_warned_lock = threading.Lock()
+
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,34 +83,18 @@ def sha256_file(path: Path) -> str:
 
 
 def read_manifest(models_dir: Path) -> dict[str, FileRecord]:
-    """The manifest's records by relative path; an absent or damaged manifest is empty."""
-    try:
-        document = json.loads((models_dir / MANIFEST_NAME).read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    files = document.get("files") if isinstance(document, dict) else None
-    if not isinstance(files, dict):
-        return {}
-    records = {}
-    for path, raw in files.items():
-        try:
-            records[path] = FileRecord(
-                path=path,
-                sha256=str(raw["sha256"]),
-                size=int(raw["size"]),
-                source=str(raw.get("source", "")),
-                variant=str(raw.get("variant", "")),
-                entry=raw.get("entry"),
-            )
-        except (KeyError, TypeError, ValueError):
-            continue  # a hand-edited record we cannot trust is treated as unknown
-    return records
+    """The manifest's records by relative path; an absent or damaged manifest is empty.
+
+    A damaged one is logged once (its pinned hashes no longer protect anything) and set aside
+    as .manifest.json.damaged when the manifest is next written.
+    """
+    return _load_manifest(models_dir)[0]
 
 
 def record_files(models_dir: Path, records: Iterable[FileRecord]) -> None:
     """Add or replace manifest records."""
     with _manifest_lock:
-        current = read_manifest(models_dir)
+        current = _manifest_for_update(models_dir)
         for record in records:
             current[record.path] = record
         _write_manifest(models_dir, current)
@@ -112,10 +103,72 @@ def record_files(models_dir: Path, records: Iterable[FileRecord]) -> None:
 def forget_files(models_dir: Path, paths: Iterable[str]) -> None:
     """Drop manifest records."""
     with _manifest_lock:
-        current = read_manifest(models_dir)
+        current = _manifest_for_update(models_dir)
         for path in paths:
             current.pop(path, None)
         _write_manifest(models_dir, current)
+
+
+def _manifest_for_update(models_dir: Path) -> dict[str, FileRecord]:
+    records, damaged = _load_manifest(models_dir)
+    if damaged:
+        # Keep what it held for whoever wants to recover the pins: it is about to be replaced.
+        with contextlib.suppress(OSError):
+            os.replace(models_dir / MANIFEST_NAME, models_dir / DAMAGED_MANIFEST_NAME)
+    return records
+
+
+def _load_manifest(models_dir: Path) -> tuple[dict[str, FileRecord], bool]:
+    """The records, and whether the file was damaged (unreadable, or with unusable records)."""
+    path = models_dir / MANIFEST_NAME
+    try:
+        document = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}, False
+    except (OSError, ValueError) as err:
+        _warn_damaged(path, f"unreadable: {err}")
+        return {}, True
+    files = document.get("files") if isinstance(document, dict) else None
+    if not isinstance(files, dict):
+        _warn_damaged(path, 'no "files" table')
+        return {}, True
+    records = {}
+    unusable = []
+    for key, raw in files.items():
+        try:
+            records[key] = FileRecord(
+                path=key,
+                sha256=str(raw["sha256"]),
+                size=int(raw["size"]),
+                source=str(raw.get("source", "")),
+                variant=str(raw.get("variant", "")),
+                entry=raw.get("entry"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            unusable.append(key)  # a hand-edited record we cannot trust is treated as unknown
+    if unusable:
+        _warn_damaged(path, f"{len(unusable)} unusable record(s), first {unusable[0][:80]!r}")
+    return records, bool(unusable)
+
+
+def _warn_damaged(path: Path, why: str) -> None:
+    """One warning per damaged state of the file, however often it is read."""
+    try:
+        info = path.stat()
+        state = (str(path), info.st_mtime_ns, info.st_size)
+    except OSError:
+        state = (str(path), 0, 0)
+    with _warned_lock:
+        if state in _warned:
+            return
+        _warned.add(state)
+    _LOGGER.warning(
+        "The models manifest %s is damaged (%s): the sha256 pins of its files are ignored, "
+        "and it is set aside as %s when next written",
+        path,
+        why,
+        DAMAGED_MANIFEST_NAME,
+    )
 
 
 def _write_manifest(models_dir: Path, records: Mapping[str, FileRecord]) -> None:
