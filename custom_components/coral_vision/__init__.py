@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+)
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_component import DATA_INSTANCES
 from homeassistant.helpers.typing import ConfigType
 
@@ -25,6 +33,8 @@ from .services import async_setup_services
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 IMAGE_PROCESSING = "image_processing"  # added through its component: it has no entry setup
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.IMAGE, Platform.SENSOR]
+
+type Cameras = dict[str, tuple[str, str, dict[str, Any]]]  # subentry id: type, title, data
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -55,14 +65,49 @@ async def async_setup_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) 
             translation_placeholders={"error": str(err)},
         ) from err
     entry.runtime_data = accelerator
+    cameras = _cameras(entry)  # what the processors are built from, before any await
     try:
         await _async_start(hass, entry)
     except BaseException:
         await async_close_accelerator(hass, accelerator)
         raise
-    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    entry.async_on_unload(_async_reload_on_camera_change(hass, entry, cameras))
     entry.async_on_unload(_async_close_on_stop(hass, entry))
     return True
+
+
+def _cameras(entry: CoralVisionConfigEntry) -> Cameras:
+    """What the loaded entities are built from: each subentry's type, title and data, copied."""
+    return {
+        subentry_id: (subentry.subentry_type, subentry.title, dict(subentry.data))
+        for subentry_id, subentry in entry.subentries.items()
+    }
+
+
+@callback
+def _async_reload_on_camera_change(
+    hass: HomeAssistant,
+    entry: CoralVisionConfigEntry,
+    loaded: Cameras,
+) -> CALLBACK_TYPE:
+    """Reload when a camera is added, edited or removed since `loaded`; return the remover."""
+    # Not an update listener: Home Assistant's reconfigure and options flows reload the entry
+    # themselves, and from 2026.12 refuse to while it has one. Camera subentry flows only save.
+    scheduled: list[bool] = []
+
+    @callback
+    def _async_changed(change: ConfigEntryChange, changed: ConfigEntry) -> None:
+        # Once: the reload's own state changes are updates too, until it unloads this listener.
+        if (
+            not scheduled
+            and change is ConfigEntryChange.UPDATED
+            and changed.entry_id == entry.entry_id
+            and _cameras(entry) != loaded
+        ):
+            scheduled.append(True)
+            hass.config_entries.async_schedule_reload(entry.entry_id)
+
+    return async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _async_changed)
 
 
 @callback
@@ -105,11 +150,6 @@ async def _async_start(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> No
     for processor in accelerator.processors.values():
         processor.async_start()
         entry.async_on_unload(processor.async_stop)
-
-
-async def _async_update_listener(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> None:
-    """Apply changed options and cameras (added, edited or removed) by reloading."""
-    await hass.config_entries.async_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> bool:

@@ -190,6 +190,7 @@ class Accelerator:
     entry_id: str
     device: str
     executor: Executor
+    device_id: str  # in the device registry: the cameras' devices are linked to it
     cpu_model: Model | None = None
     processors: dict[str, CameraProcessor] = field(default_factory=dict)
     coordinator: AcceleratorCoordinator | None = None
@@ -293,11 +294,11 @@ async def async_open_accelerator(
             on_backend_change=changed,
         )
     )
-    accelerator = Accelerator(hass, entry.entry_id, device, executor, cpu_model)
-    # Before any platform: the cameras' devices name this one as their via_device.
-    dr.async_get(hass).async_get_or_create(
+    # Before any platform: the cameras' devices are linked to this one.
+    registered = dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id, **accelerator_device_info(entry, model.name)
     )
+    accelerator = Accelerator(hass, entry.entry_id, device, executor, registered.id, cpu_model)
     holder.append(accelerator)
     if (info := executor.backend_info) is not None:
         accelerator.async_backend_changed(info)
@@ -307,12 +308,16 @@ async def async_open_accelerator(
 def accelerator_device_info(entry: ConfigEntry[Any], model_name: str) -> dr.DeviceInfo:
     """The accelerator's device, which each camera's device is linked to."""
     device = entry.data[CONF_DEVICE]
+    hardware = "CPU" if device == DEVICE_CPU else f"Edge TPU ({device})"
     return dr.DeviceInfo(
         identifiers={(DOMAIN, entry.entry_id)},
         name=entry.title,
         manufacturer="Coral Vision" if device == DEVICE_CPU else "Google Coral",
-        model="CPU" if device == DEVICE_CPU else f"Edge TPU ({device})",
-        sw_version=model_name,
+        # The device page shows the model as "<model> by <manufacturer>", and the software
+        # version as "Firmware": the detection model is part of what this device is.
+        model=f"{hardware} · {model_name}",
+        # None clears the model name that earlier versions stored as the firmware.
+        sw_version=None,
     )
 
 

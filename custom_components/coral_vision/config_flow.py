@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import voluptuous as vol
+from homeassistant import config_entries
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
     ConfigEntry,
@@ -31,7 +32,14 @@ from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from PIL import Image
 
-from .accelerator import async_load_models, default_model, find_tpu, models_dir, store_user_model
+from .accelerator import (
+    async_load_models,
+    default_model,
+    device_kind,
+    find_tpu,
+    models_dir,
+    store_user_model,
+)
 from .const import (
     CONF_CAMERA,
     CONF_CONFIRM_FRAMES,
@@ -50,6 +58,8 @@ from .const import (
     CONF_SAVE_SNAPSHOTS,
     CONF_SCAN_INTERVAL,
     CONF_SCORES,
+    DEFAULT_MIN_AREA,
+    DEFAULT_MIN_SCORE,
     DEVICE_CPU,
     DOMAIN,
     LOGGER,
@@ -60,8 +70,8 @@ from .const import (
 from .engine.catalog import CatalogEntry, load_catalog
 from .engine.delegate import open_backend
 from .engine.detect import decode_outputs
-from .engine.devices import list_edge_tpus
-from .engine.download import Progress, is_url
+from .engine.devices import EdgeTpu, list_edge_tpus
+from .engine.download import Progress, files_for, is_url
 from .engine.errors import (
     CoralVisionError,
     DownloadError,
@@ -77,6 +87,18 @@ from .engine.models import Model
 from .engine.preprocess import prepare_frame
 from .runtime_support import async_ensure_runtime
 
+if TYPE_CHECKING:
+    _OptionsFlow = OptionsFlow
+else:
+    # Home Assistant 2025.8+ reloads the entry itself when an options flow changes the options.
+    _OptionsFlow = getattr(config_entries, "OptionsFlowWithReload", OptionsFlow)
+
+# A download that ends within this many seconds is answered at once, without a progress step.
+QUICK_ANSWER = 1.0
+# The frontend listens for the end of a progress step only once it shows the step: a shown step
+# lasts at least this many seconds, so that a download ending just after it was sent is heard.
+SHOWN_AT_LEAST = 2.0
+
 
 def device_title(device: str) -> str:
     """The entry title for a device string."""
@@ -84,6 +106,17 @@ def device_title(device: str) -> str:
         return "Coral Vision CPU"
     kind, _, index = device.partition(":")
     return f"Coral Edge TPU {'USB' if kind == 'usb' else 'PCIe'} {index}"
+
+
+def device_options(
+    tpus: list[EdgeTpu], taken: Collection[str | None], current: str | None = None
+) -> list[selector.SelectOptionDict]:
+    """The TPUs found and the CPU, less those already set up; `current` is kept (even if gone)."""
+    options = [selector.SelectOptionDict(value=t.device, label=t.label) for t in tpus]
+    options.append(selector.SelectOptionDict(value=DEVICE_CPU, label="CPU"))
+    if current is not None and all(o["value"] != current for o in options):
+        options.insert(0, selector.SelectOptionDict(value=current, label=device_title(current)))
+    return [o for o in options if o["value"] == current or o["value"] not in taken]
 
 
 def _test_frame() -> bytes:
@@ -183,6 +216,35 @@ def report_placeholders(report: ModelReport) -> dict[str, str]:
     }
 
 
+def cameras_missing_labels(entry: ConfigEntry, model: Model) -> list[str]:
+    """A line for each camera watching labels the model lacks: its title, entity and those labels."""
+    known = set(model.labels.names())
+    lines = []
+    cameras = (s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_CAMERA)
+    for subentry in cameras:
+        if missing := [label for label in subentry.data[CONF_LABELS] if label not in known]:
+            camera = subentry.data[CONF_CAMERA]
+            lines.append(f"- {subentry.title} ({camera}): {', '.join(missing)}")
+    return lines
+
+
+def mirror_files(entry: CatalogEntry, device: str) -> str:
+    """The files a mirror must hold for a catalog model on a device, one line each."""
+    return "\n".join(f"- `{file.path}`" for file in files_for(entry, device_kind(device)))
+
+
+async def _async_shown(download: asyncio.Future[Any]) -> None:
+    """The progress step's task: the download, but lasting at least SHOWN_AT_LEAST."""
+    await asyncio.sleep(SHOWN_AT_LEAST)
+    await asyncio.wait({download})
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Take a finished task's exception, so that asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _seconds(step: float) -> selector.NumberSelector:
     """A 0..3600 s number box."""
     return selector.NumberSelector(
@@ -206,6 +268,7 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         self._data: dict[str, Any] = {}
         self._catalog: dict[str, CatalogEntry] = {}
         self._task: asyncio.Task[tuple[Model, Model | None]] | None = None
+        self._shown: asyncio.Task[None] | None = None
         self._error: str | None = None
         self._detail = ""
         self._report: ModelReport | None = None
@@ -225,15 +288,18 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         return CoralVisionOptionsFlow()
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Choose the accelerator among those found, or the CPU."""
+        """Choose the accelerator among those found and not set up yet, or the CPU."""
         if user_input is not None:
             await self.async_set_unique_id(user_input[CONF_DEVICE])
             self._abort_if_unique_id_configured()
             self._data = {CONF_DEVICE: user_input[CONF_DEVICE]}
             return await self.async_step_model()
         tpus = await self.hass.async_add_executor_job(list_edge_tpus)
-        options = [selector.SelectOptionDict(value=t.device, label=t.label) for t in tpus]
-        options.append(selector.SelectOptionDict(value=DEVICE_CPU, label="CPU"))
+        options = device_options(tpus, taken=self._async_current_ids(include_ignore=False))
+        if not options:
+            return self.async_abort(
+                reason="all_configured", description_placeholders={"found": str(len(tpus))}
+            )
         schema = vol.Schema(
             {
                 vol.Required(CONF_DEVICE, default=options[0]["value"]): selector.SelectSelector(
@@ -258,11 +324,9 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             self._data = {**entry.data, CONF_DEVICE: user_input[CONF_DEVICE]}
             return await self.async_step_model()
         tpus = await self.hass.async_add_executor_job(list_edge_tpus)
-        options = [selector.SelectOptionDict(value=t.device, label=t.label) for t in tpus]
-        options.append(selector.SelectOptionDict(value=DEVICE_CPU, label="CPU"))
         current = entry.data[CONF_DEVICE]
-        if all(o["value"] != current for o in options):
-            options.insert(0, selector.SelectOptionDict(value=current, label=device_title(current)))
+        taken = self._async_current_ids(include_ignore=False)
+        options = device_options(tpus, taken=taken, current=current)
         schema = vol.Schema(
             {
                 vol.Required(CONF_DEVICE, default=current): selector.SelectSelector(
@@ -278,7 +342,7 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         if not self._catalog:
             self._catalog = await self.hass.async_add_executor_job(load_catalog)
         options = [
-            selector.SelectOptionDict(value=e.id, label=f"{e.name} — {e.task}")
+            selector.SelectOptionDict(value=e.id, label=e.label)
             for e in self._catalog.values()
             if device == DEVICE_CPU or e.edgetpu is not None
         ]
@@ -401,40 +465,70 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_inspect(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Show what the local model is; go on to try it, or refuse it with the reason."""
+        """Show what the model is; Submit uses it (a refused one goes to the refusal instead)."""
         report = self._report
         assert report is not None
-        refused = refusal(report, self._data[CONF_DEVICE])
         if user_input is not None:
-            if refused is not None:
-                return await self.async_step_custom_model()
             return await self.async_step_validate()
+        if refusal(report, self._data[CONF_DEVICE]) is not None:
+            return await self.async_step_refused()
         return self.async_show_form(
             step_id="inspect",
             data_schema=vol.Schema({}),
-            errors={"base": refused} if refused else None,
-            description_placeholders={
-                "path": self._data[CONF_MODEL_PATH],
-                **report_placeholders(report),
-            },
+            description_placeholders=self._report_placeholders(report),
         )
+
+    async def async_step_refused(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show what the model is and why it cannot be used; Submit goes back to the file."""
+        report = self._report
+        assert report is not None
+        if user_input is not None:
+            return await self.async_step_custom_model()
+        return self.async_show_form(
+            step_id="refused",
+            data_schema=vol.Schema({}),
+            errors={"base": refusal(report, self._data[CONF_DEVICE]) or "model_unsupported"},
+            description_placeholders=self._report_placeholders(report),
+        )
+
+    def _report_placeholders(self, report: ModelReport) -> dict[str, str]:
+        """The model check's findings, with the model's path or link."""
+        return {"path": self._data[CONF_MODEL_PATH], **report_placeholders(report)}
 
     async def async_step_download(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Fetch the catalog model (mirror first), showing progress."""
+        """Fetch the catalog model (mirror first): answered at once if quick, else with progress."""
         if self._task is None:
             self._task = self.hass.async_create_task(
                 self._async_prepare(progress=self._progress), "coral_vision model download"
             )
-        if not self._task.done():
+            await asyncio.wait({self._task}, timeout=QUICK_ANSWER)
+            if self._task.cancelled():  # the dialog was closed meanwhile
+                return self.async_abort(reason="download_cancelled")
+            if self._task.done():
+                return await self.async_step_validate()
+            self._shown = self.hass.async_create_task(
+                _async_shown(self._task), "coral_vision model download progress"
+            )
+        if self._shown is not None and not self._shown.done():
             return self.async_show_progress(
                 step_id="download",
                 progress_action="download_model",
-                progress_task=self._task,
+                progress_task=self._shown,
                 description_placeholders={"model": self._catalog[self._data[CONF_MODEL]].name},
             )
         return self.async_show_progress_done(next_step_id="validate")
+
+    @callback
+    def async_remove(self) -> None:
+        """The dialog was closed: stop the download, and take its failure if it has one."""
+        for task in (self._task, self._shown):
+            if task is not None:
+                task.cancel()
+                task.add_done_callback(_retrieve)
 
     @callback
     def _progress(self, done: int, total: int | None) -> None:
@@ -442,53 +536,86 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         if total and hasattr(self, "async_update_progress"):
             self.async_update_progress(min(1.0, done / total))
 
+    def _mirror(self) -> str | None:
+        """The mirror option: the reconfigured entry's, else the first accelerator's that has one."""
+        entries = (
+            [self._get_reconfigure_entry()]
+            if self.source == SOURCE_RECONFIGURE
+            else self._async_current_entries(include_ignore=False)
+        )
+        return next((m for e in entries if (m := e.options.get(CONF_MIRROR))), None)
+
     async def _async_prepare(self, progress: Progress | None = None) -> tuple[Model, Model | None]:
         """Make sure a runtime is there (installed if need be), then fetch and load the model."""
         if await async_ensure_runtime(self.hass) is None:
             raise RuntimeMissingError("no TensorFlow Lite runtime could be installed")
-        mirror = None
-        if self.source == SOURCE_RECONFIGURE:
-            mirror = self._get_reconfigure_entry().options.get(CONF_MIRROR)
-        return await async_load_models(self.hass, self._data, progress=progress, mirror=mirror)
+        return await async_load_models(
+            self.hass, self._data, progress=progress, mirror=self._mirror()
+        )
 
     async def async_step_validate(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Load the model on the device and run one frame; create the entry or show why not."""
-        task, self._task = self._task, None
+        task, self._task, self._shown = self._task, None, None
         try:
             model, cpu_model = task.result() if task is not None else await self._async_prepare()
+            if self.source == SOURCE_RECONFIGURE and (
+                lines := cameras_missing_labels(self._get_reconfigure_entry(), model)
+            ):
+                # They would stay "Unknown" for ever: the user edits or removes them first.
+                self._error, self._detail = "cameras_lack_labels", "\n".join(lines)
+                return await self.async_step_failed()
             backend = await self.hass.async_add_executor_job(
                 try_model, self._data[CONF_DEVICE], model, cpu_model
             )
         except CoralVisionError as err:
             LOGGER.info("Model check failed: %s", err)
             self._error, self._detail = error_key(err), str(err)
+            if isinstance(err, DownloadError) and self._data.get(CONF_MODEL) in self._catalog:
+                return await self.async_step_download_failed()
             return await self.async_step_failed()
         except Exception as err:  # a bug or a broken library must not leave the flow stuck
             LOGGER.exception("Unexpected error while checking the model")
             self._error, self._detail = "unknown", f"{type(err).__name__}: {err}"
             return await self.async_step_failed()
         LOGGER.debug("Model %s runs on %s", model.name, backend)
+        title = device_title(self._data[CONF_DEVICE])
         if self.source == SOURCE_RECONFIGURE:
             return self.async_update_reload_and_abort(
                 self._get_reconfigure_entry(),
                 unique_id=self._data[CONF_DEVICE],
-                title=device_title(self._data[CONF_DEVICE]),
+                title=title,
                 data=self._data,
             )
-        return self.async_create_entry(title=device_title(self._data[CONF_DEVICE]), data=self._data)
+        mirror = self._mirror()
+        options = {CONF_MIRROR: mirror} if mirror else None
+        return self.async_create_entry(title=title, data=self._data, options=options)
 
     async def async_step_failed(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Show why the model could not run, and let the user choose again."""
+        """Show why the model could not be used, and let the user choose again."""
+        return await self._async_failure_form("failed", user_input)
+
+    async def async_step_download_failed(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show why the download failed and which files a mirror must hold; then choose again."""
+        entry = self._catalog[self._data[CONF_MODEL]]
+        files = mirror_files(entry, self._data[CONF_DEVICE])
+        return await self._async_failure_form("download_failed", user_input, files=files)
+
+    async def _async_failure_form(
+        self, step_id: str, user_input: dict[str, Any] | None, **placeholders: str
+    ) -> ConfigFlowResult:
+        """A failure form: the error and its detail at once; Submit goes back to the models."""
         if user_input is not None:
             self._error = None
             return await self.async_step_model()
         return self.async_show_form(
-            step_id="failed",
+            step_id=step_id,
             data_schema=vol.Schema({}),
             errors={"base": self._error or "inference_failed"},
-            description_placeholders={"detail": self._detail},
+            description_placeholders={"detail": self._detail, **placeholders},
         )
 
 
@@ -506,7 +633,7 @@ def _path_allowed(hass: HomeAssistant, path: str) -> bool:
         return False
 
 
-class CoralVisionOptionsFlow(OptionsFlow):
+class CoralVisionOptionsFlow(_OptionsFlow):
     """A mirror (folder or base URL) tried before the models' upstream URLs."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -521,7 +648,13 @@ class CoralVisionOptionsFlow(OptionsFlow):
                 elif not await self.hass.async_add_executor_job(Path(mirror).is_dir):
                     errors[CONF_MIRROR] = "folder_missing"
             if not errors:
-                return self.async_create_entry(data={CONF_MIRROR: mirror})
+                options = {CONF_MIRROR: mirror}
+                if not getattr(self, "automatic_reload", False):
+                    # Before OptionsFlowWithReload: save the options first, then reload with them.
+                    config = self.hass.config_entries
+                    if config.async_update_entry(self.config_entry, options=options):
+                        config.async_schedule_reload(self.config_entry.entry_id)
+                return self.async_create_entry(data=options)
         current = self.config_entry.options.get(CONF_MIRROR, "")
         schema = vol.Schema(
             {
@@ -607,11 +740,14 @@ class CameraSubentryFlow(ConfigSubentryFlow):
                 self._data = {**current, **user_input}
                 return await self.async_step_scores()
         default_labels = [name for name in ("person",) if name in labels] or labels[:1]
+        cameras = selector.EntitySelectorConfig(domain="camera")
+        if taken := self._other_cameras(entry):
+            cameras["exclude_entities"] = taken
         schema = vol.Schema(
             {
                 vol.Required(
                     CONF_CAMERA, default=current.get(CONF_CAMERA, vol.UNDEFINED)
-                ): selector.EntitySelector(selector.EntitySelectorConfig(domain="camera")),
+                ): selector.EntitySelector(cameras),
                 vol.Required(
                     CONF_LABELS, default=current.get(CONF_LABELS, default_labels)
                 ): selector.SelectSelector(
@@ -625,16 +761,21 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         )
         return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
 
+    def _other_cameras(self, entry: ConfigEntry) -> list[str]:
+        """The cameras of this accelerator's other camera subentries (not the one edited)."""
+        editing = self._editing()
+        return [
+            s.data[CONF_CAMERA]
+            for s in entry.subentries.values()
+            if s.subentry_id != editing and CONF_CAMERA in s.data
+        ]
+
     def _camera_errors(self, entry: ConfigEntry, user_input: Mapping[str, Any]) -> dict[str, str]:
         """Why the camera step's input cannot be saved, by field."""
         errors: dict[str, str] = {}
         camera = user_input[CONF_CAMERA]
-        editing = self._editing()
-        if any(
-            s.data.get(CONF_CAMERA) == camera
-            for s in entry.subentries.values()
-            if s.subentry_id != editing
-        ):
+        # The form no longer offers them; another flow may have added one since it was shown.
+        if camera in self._other_cameras(entry):
             errors[CONF_CAMERA] = "camera_already_added"
         # A camera being edited keeps its entity even while that entity's integration is down.
         elif camera != self._current().get(CONF_CAMERA) and not _entity_exists(self.hass, camera):
@@ -675,7 +816,10 @@ class CameraSubentryFlow(ConfigSubentryFlow):
             )
         )
         schema = vol.Schema(
-            {vol.Required(label, default=previous.get(label, 0.6)): score for label in labels}
+            {
+                vol.Required(label, default=previous.get(label, DEFAULT_MIN_SCORE)): score
+                for label in labels
+            }
         )
         return self.async_show_form(step_id="scores", data_schema=schema, errors=errors)
 
@@ -698,7 +842,7 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         schema = vol.Schema(
             {
                 vol.Required(
-                    CONF_MIN_AREA, default=d.get(CONF_MIN_AREA, 0)
+                    CONF_MIN_AREA, default=d.get(CONF_MIN_AREA, DEFAULT_MIN_AREA)
                 ): selector.NumberSelector(percent),
                 vol.Required(
                     CONF_MAX_AREA, default=d.get(CONF_MAX_AREA, 100)

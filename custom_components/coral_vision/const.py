@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from .engine import filters
+
 DOMAIN: Final = "coral_vision"
 LOGGER = logging.getLogger(__package__)
 
@@ -31,6 +33,13 @@ CONF_CONFIRM_FRAMES: Final = "confirm_frames"
 CONF_CONFIRM_WINDOW: Final = "confirm_window"
 CONF_OFF_DELAY: Final = "off_delay"
 CONF_SAVE_SNAPSHOTS: Final = "save_snapshots"
+
+# A new camera's minimum score for each label (measured: see engine/filters.py).
+DEFAULT_MIN_SCORE: Final = filters.DEFAULT_MIN_SCORE
+# A new camera's minimum box area, in percent of the frame: boxes smaller than 0.1 % are 5 x 18
+# pixels of a 300 x 300 model input, below what SSD models resolve; on the shared photos more than
+# a third of those scoring DEFAULT_MIN_SCORE or more are false (benchmarks/score_distribution.py).
+DEFAULT_MIN_AREA: Final = 0.1
 
 # The shortest scan interval a camera may have (0 scans only on demand): a camera polled faster
 # spends its time fetching frames the executor would coalesce away anyway.

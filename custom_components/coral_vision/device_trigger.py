@@ -1,4 +1,4 @@
-"""Device triggers of a camera: "<label> detected" and "<label> cleared" for each watched label."""
+"""Device triggers of a camera, per watched label: a new object seen, and none seen any more."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import voluptuous as vol
 from homeassistant.components.device_automation import DEVICE_TRIGGER_BASE_SCHEMA
 from homeassistant.components.device_automation.exceptions import InvalidDeviceAutomationConfig
 from homeassistant.components.homeassistant.triggers import event as event_trigger
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import (
     CONF_DEVICE_ID,
     CONF_DOMAIN,
@@ -34,20 +35,35 @@ TRIGGER_SCHEMA = DEVICE_TRIGGER_BASE_SCHEMA.extend(
 
 
 @callback
-def camera_labels(hass: HomeAssistant, device_id: str) -> tuple[str, ...] | None:
-    """The labels a camera device watches; None when the device is not a Coral Vision camera."""
+def device_and_entry(
+    hass: HomeAssistant, device_id: str
+) -> tuple[dr.DeviceEntry | None, ConfigEntry | None]:
+    """The device, and the Coral Vision entry it belongs to (None if it belongs to none)."""
+    if (lookup := getattr(dr, "async_get_device_and_config_entry_for_domain", None)) is not None:
+        # Newer Home Assistant: a device belongs to one entry; `config_entries` is deprecated.
+        found: tuple[dr.DeviceEntry | None, ConfigEntry | None]
+        found = lookup(hass, device_id, domain=DOMAIN, include_child_devices=False)
+        return found
     device = dr.async_get(hass).async_get(device_id)
     if device is None:
-        return None
-    subentry_ids = {key for domain, key in device.identifiers if domain == DOMAIN}
+        return None, None
     for entry_id in device.config_entries:
         entry = hass.config_entries.async_get_entry(entry_id)
-        if entry is None or entry.domain != DOMAIN:
-            continue
-        for subentry_id in subentry_ids:
-            subentry = entry.subentries.get(subentry_id)
-            if subentry is not None and subentry.subentry_type == SUBENTRY_CAMERA:
-                return tuple(subentry.data.get(CONF_LABELS, ()))
+        if entry is not None and entry.domain == DOMAIN:
+            return device, entry
+    return device, None
+
+
+@callback
+def camera_labels(hass: HomeAssistant, device_id: str) -> tuple[str, ...] | None:
+    """The labels a camera device watches; None when the device is not a Coral Vision camera."""
+    device, entry = device_and_entry(hass, device_id)
+    if device is None or entry is None:
+        return None
+    for domain, subentry_id in device.identifiers:
+        subentry = entry.subentries.get(subentry_id) if domain == DOMAIN else None
+        if subentry is not None and subentry.subentry_type == SUBENTRY_CAMERA:
+            return tuple(subentry.data.get(CONF_LABELS, ()))
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
@@ -11,6 +12,10 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .accelerator import CoralVisionConfigEntry
 from .const import DOMAIN
 from .processor import CameraProcessor
+
+# Newer Home Assistant (2026.10 is tested) links a device to its parent by the parent's device
+# id and deprecates `via_device`, the parent's identifier (removal: 2027.8); 2025.4 has only that.
+LINK_BY_DEVICE_ID = "via_device_id" in DeviceInfo.__optional_keys__
 
 
 def add_camera_entities(
@@ -23,6 +28,27 @@ def add_camera_entities(
         async_add_entities(build(processor), config_subentry_id=subentry_id)
 
 
+def camera_device_info(processor: CameraProcessor) -> DeviceInfo:
+    """A camera's device, linked to its accelerator's device."""
+    accelerator = processor.accelerator
+    link: dict[str, object] = (
+        {"via_device_id": accelerator.device_id}
+        if LINK_BY_DEVICE_ID
+        else {"via_device": (DOMAIN, accelerator.entry_id)}
+    )
+    # A cast: each Home Assistant version's DeviceInfo declares only its own link key.
+    return cast(
+        "DeviceInfo",
+        {
+            "identifiers": {(DOMAIN, processor.subentry_id)},
+            "name": processor.title,
+            "manufacturer": "Coral Vision",
+            "model": accelerator.model.name,
+            **link,
+        },
+    )
+
+
 class CameraEntity(Entity):
     """An entity of a camera's device; updated after every processed frame."""
 
@@ -33,13 +59,7 @@ class CameraEntity(Entity):
         """Bind to the camera's processor."""
         self.processor = processor
         self._attr_unique_id = f"{processor.subentry_id}_{key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, processor.subentry_id)},
-            name=processor.title,
-            manufacturer="Coral Vision",
-            model=processor.accelerator.model.name,
-            via_device=(DOMAIN, processor.accelerator.entry_id),
-        )
+        self._attr_device_info = camera_device_info(processor)
 
     @property
     def available(self) -> bool:

@@ -31,6 +31,9 @@ class DetectionEvent(CameraEntity, EventEntity):
     """Fires when a watched object newly appears."""
 
     _attr_translation_key = "detection"
+    # Off until wanted: every event is a logbook line and a database row repeating the
+    # coral_vision_detected line, while the binary sensors and device triggers cover automations.
+    _attr_entity_registry_enabled_default = False
 
     def __init__(self, processor: CameraProcessor) -> None:
         """Bind to the camera; its watched labels are the event types."""

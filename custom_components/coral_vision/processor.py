@@ -30,6 +30,7 @@ from .const import (
     CONF_SAVE_SNAPSHOTS,
     CONF_SCAN_INTERVAL,
     CONF_SCORES,
+    DEFAULT_MIN_SCORE,
     DOMAIN,
     EVENT_CLEARED,
     EVENT_DETECTED,
@@ -70,7 +71,7 @@ class CameraSettings:
     def from_data(cls, data: Mapping[str, Any]) -> CameraSettings:
         """Read a subentry's data (areas are stored in percent of the frame)."""
         labels = tuple(data.get(CONF_LABELS, ()))
-        default = float(data.get(CONF_MIN_SCORE, 0.5))
+        default = float(data.get(CONF_MIN_SCORE, DEFAULT_MIN_SCORE))
         scores = {label: float(data.get(CONF_SCORES, {}).get(label, default)) for label in labels}
         return cls(
             camera_entity=data[CONF_CAMERA],

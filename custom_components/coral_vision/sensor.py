@@ -29,6 +29,11 @@ class AcceleratorSensorDescription(SensorEntityDescription):
     value_fn: Callable[[AcceleratorStats], float | str | None]
 
 
+def _tenths(value: float | None) -> float | None:
+    """A measurement rounded to a tenth: the state itself, not only its display, stays short."""
+    return None if value is None else round(value, 1)
+
+
 ACCELERATOR_SENSORS: tuple[AcceleratorSensorDescription, ...] = (
     AcceleratorSensorDescription(
         key="inference_time",
@@ -37,14 +42,15 @@ ACCELERATOR_SENSORS: tuple[AcceleratorSensorDescription, ...] = (
         device_class=SensorDeviceClass.DURATION,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
-        value_fn=lambda s: s.executor.inference_p50_ms,
+        value_fn=lambda s: _tenths(s.executor.inference_p50_ms),
     ),
     AcceleratorSensorDescription(
         key="frames_per_minute",
         translation_key="frames_per_minute",
         native_unit_of_measurement="frames/min",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda s: s.frames_per_minute,
+        suggested_display_precision=1,
+        value_fn=lambda s: _tenths(s.frames_per_minute),
     ),
     AcceleratorSensorDescription(
         key="queue_depth",
@@ -74,7 +80,8 @@ TEMPERATURE_SENSOR = AcceleratorSensorDescription(
     native_unit_of_measurement=UnitOfTemperature.CELSIUS,
     device_class=SensorDeviceClass.TEMPERATURE,
     state_class=SensorStateClass.MEASUREMENT,
-    value_fn=lambda s: s.temperature_c,
+    suggested_display_precision=1,
+    value_fn=lambda s: _tenths(s.temperature_c),
 )
 
 

@@ -50,6 +50,25 @@ def test_catalog_has_the_common_models() -> None:
             assert entry.cpu.url == CORAL + entry.cpu.path
 
 
+def test_the_model_picker_reads_as_words() -> None:
+    catalog = load_catalog()
+    labels = [entry.label for entry in catalog.values()]
+    assert len(set(labels)) == len(labels), "two entries a person cannot tell apart"
+    assert len({entry.name for entry in catalog.values()}) == len(catalog)
+    for entry in catalog.values():
+        assert "_" not in entry.label, f"a raw identifier in {entry.label!r}"
+    assert catalog["ssd_mobilenet_v2_face"].label == "SSD MobileNet v2 (faces) — face detection"
+    assert catalog["inat_bird"].label.endswith(" — image classification")
+    # The two SSD MobileNet v1 entries say where each comes from and where it runs.
+    coral, tensorflow = catalog["ssd_mobilenet_v1_coco"], catalog["tf_coco_ssd_mobilenet_v1"]
+    assert "Coral" in coral.name
+    assert "Edge TPU" in coral.label
+    assert coral.edgetpu is not None
+    assert "TensorFlow" in tensorflow.name
+    assert "CPU only" in tensorflow.label
+    assert tensorflow.edgetpu is None
+
+
 def test_pinned_hashes_match_the_shared_models(models_dir: Path) -> None:
     checked = 0
     for entry in load_catalog().values():
@@ -114,6 +133,7 @@ def _document(**changes: Any) -> dict[str, Any]:
         ({"cpu": {"path": "m.tflite", "url": "http://x", "sha256": "abc"}}, "sha256"),
         ({"cpu": {"path": "m.tflite", "url": "http://x", "size": -1}}, "size"),
         ({"name": ""}, "'name'"),
+        ({"description": ""}, "'description'"),
     ],
 )
 def test_bad_catalogs_are_refused(changes: dict[str, Any], message: str) -> None:

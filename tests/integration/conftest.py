@@ -12,6 +12,7 @@ import pytest
 from homeassistant.components.camera import Camera
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.requirements import RequirementsNotFound
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
@@ -49,6 +50,20 @@ def runtime_unavailable(install_type: str = "Home Assistant Core") -> Iterator[A
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> Generator[None]:
     """Let Home Assistant load custom_components/coral_vision."""
     return
+
+
+@pytest.fixture(autouse=True)
+def no_deprecation_issue(hass: HomeAssistant) -> Iterator[None]:
+    """Fail a test in which Home Assistant raises a repair issue about a deprecated use by us."""
+    yield
+    issues = [
+        issue_id
+        for (domain, issue_id), issue in ir.async_get(hass).issues.items()
+        if domain != DOMAIN
+        and issue.breaks_in_ha_version is not None
+        and (issue.issue_domain == DOMAIN or DOMAIN in issue_id)
+    ]
+    assert not issues, f"Home Assistant reported a deprecation: {issues}"
 
 
 @pytest.fixture(autouse=True)

@@ -26,9 +26,8 @@ CAMERA_ENTITIES = (
     IP,
     "sensor.front_door_objects",
     "binary_sensor.front_door_person_detected",
-    "event.front_door_detection",
     "image.front_door_last_detection",
-)
+)  # and the event entity, off by default (no state)
 LOGGER = "custom_components.coral_vision"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import tracemalloc
@@ -13,19 +14,20 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigSubentryData
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR
+from custom_components.coral_vision.config_flow import CoralVisionOptionsFlow
+from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR, SUBENTRY_CAMERA
 from custom_components.coral_vision.engine import links as engine_links
 from custom_components.coral_vision.engine.catalog import CatalogEntry, ModelFile, load_catalog
 from custom_components.coral_vision.engine.devices import EdgeTpu
 from custom_components.coral_vision.engine.download import Deadline
 from tests.links_server import UNSUPPORTED, LinkServer, serve_links
 
-from .conftest import cpu_entry, runtime_unavailable
+from .conftest import camera_subentry, cpu_entry, runtime_unavailable
 
 # Every hostile link must end well within this: a hang detector, not a timing.
 HANG = 20.0
@@ -102,17 +104,7 @@ async def test_catalog_model_on_the_cpu_creates_the_entry(hass: HomeAssistant) -
     assert "custom" in options(result, "model")
     assert "mobilenet_v2_imagenet" in options(result, "model"), "every model runs on the CPU"
 
-    flow_id = result["flow_id"]
-    result = await hass.config_entries.flow.async_configure(
-        flow_id, {"model": "tf_coco_ssd_mobilenet_v1"}
-    )
-    assert result["type"] is FlowResultType.SHOW_PROGRESS
-    assert result["step_id"] == "download"
-    assert result["description_placeholders"] == {
-        "model": "SSD MobileNet v1 (COCO, TensorFlow 2018)"
-    }
-    await hass.async_block_till_done()
-    result = await hass.config_entries.flow.async_configure(flow_id)
+    result = await download(hass, result["flow_id"], "tf_coco_ssd_mobilenet_v1")
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Coral Vision CPU"
@@ -153,9 +145,33 @@ async def test_edge_tpu_is_offered_and_falls_back_to_its_cpu_twin(hass: HomeAssi
     assert entry.runtime_data.backend.kind == "cpu"
 
 
-async def test_a_configured_device_is_refused(hass: HomeAssistant) -> None:
+async def test_only_devices_not_set_up_are_offered(hass: HomeAssistant) -> None:
     MockConfigEntry(domain=DOMAIN, data={"device": "cpu"}, unique_id="cpu").add_to_hass(hass)
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[USB_TPU]):
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert options(result, "device") == ["usb:0"]
+    # Through the API anyway: the form refuses it.
+    with pytest.raises(InvalidData) as refused:
+        await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
+    assert set(refused.value.schema_errors) == {"device"}
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_nothing_left_to_set_up_aborts_at_once(hass: HomeAssistant) -> None:
+    MockConfigEntry(domain=DOMAIN, data={"device": "cpu"}, unique_id="cpu").add_to_hass(hass)
+    with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[]):
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "all_configured"
+    assert result["description_placeholders"] == {"found": "0"}
+    assert "{found}" in strings()["config"]["abort"]["all_configured"]
+
+
+async def test_a_device_set_up_meanwhile_is_refused(hass: HomeAssistant) -> None:
+    # Another dialog added it after this one was shown.
+    with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[]):
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    MockConfigEntry(domain=DOMAIN, data={"device": "cpu"}, unique_id="cpu").add_to_hass(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
@@ -204,7 +220,7 @@ async def test_download_failure_is_shown_and_the_model_can_be_chosen_again(
     result = await download(hass, result["flow_id"], "tf_coco_ssd_mobilenet_v1")
 
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "failed"
+    assert result["step_id"] == "download_failed"
     assert result["errors"] == {"base": "download_failed"}
     assert base in result["description_placeholders"]["detail"]
     assert hass.config_entries.async_entries(DOMAIN) == []
@@ -318,7 +334,7 @@ async def test_compiled_model_on_the_cpu_is_refused_at_the_check(
     hass: HomeAssistant, models_dir: Path
 ) -> None:
     result = await custom(hass, "cpu", models_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite")
-    assert result["step_id"] == "inspect"
+    assert result["step_id"] == "refused"
     assert result["errors"] == {"base": "edgetpu_model_on_cpu"}
     assert result["description_placeholders"]["edgetpu"] == (
         "compiled; every operator runs on the TPU"
@@ -364,7 +380,7 @@ async def test_unsupported_model_is_refused_with_the_reason(
     hass: HomeAssistant, models_dir: Path, model: str, reason: str
 ) -> None:
     result = await custom(hass, "cpu", models_dir / model)
-    assert result["step_id"] == "inspect"
+    assert result["step_id"] == "refused"
     assert result["errors"] == {"base": "model_unsupported"}
     assert result["description_placeholders"]["task"] == "not supported"
     assert reason in result["description_placeholders"]["notes"]
@@ -442,13 +458,26 @@ async def test_reconfigure_changes_the_model_and_reloads(
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_reconfigure_to_a_device_in_use_is_refused(hass: HomeAssistant) -> None:
+async def test_reconfigure_offers_no_device_in_use(hass: HomeAssistant) -> None:
     cpu_entry().add_to_hass(hass)
     tpu = MockConfigEntry(domain=DOMAIN, data={"device": "usb:0", "model": "x"}, unique_id="usb:0")
     tpu.add_to_hass(hass)
     with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[]):
         result = await tpu.start_reconfigure_flow(hass)
-    assert options(result, "device") == ["usb:0", "cpu"], "an unplugged TPU stays choosable"
+    assert options(result, "device") == ["usb:0"], "an unplugged TPU stays; the used CPU is not"
+    with pytest.raises(InvalidData):
+        await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
+    hass.config_entries.flow.async_abort(result["flow_id"])
+    assert tpu.data["device"] == "usb:0"
+
+
+async def test_reconfigure_to_a_device_set_up_meanwhile_is_refused(hass: HomeAssistant) -> None:
+    tpu = MockConfigEntry(domain=DOMAIN, data={"device": "usb:0", "model": "x"}, unique_id="usb:0")
+    tpu.add_to_hass(hass)
+    with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[]):
+        result = await tpu.start_reconfigure_flow(hass)
+    assert options(result, "device") == ["usb:0", "cpu"]
+    cpu_entry().add_to_hass(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
@@ -568,7 +597,7 @@ async def test_an_unsupported_model_link_is_shown_but_not_kept(
 ) -> None:
     url = links.url(f"models/{UNSUPPORTED}")
     result = await custom(hass, "cpu", url)
-    assert result["step_id"] == "inspect"
+    assert result["step_id"] == "refused"
     assert result["errors"] == {"base": "model_unsupported"}
     assert result["description_placeholders"]["path"] == url
     assert kept_files(hass) == []
@@ -594,12 +623,122 @@ async def test_a_bad_labels_path_is_refused_before_any_download(
     hass.config_entries.flow.async_abort(result["flow_id"])
 
 
-def translated(key: str) -> str:
-    """The English text of a config-flow error (strings.json and en.json agree)."""
+def strings() -> dict[str, Any]:
+    """strings.json (translations/en.json is the same)."""
     folder = Path(__file__).parents[2] / "custom_components" / DOMAIN
     texts = [
-        json.loads((folder / name).read_text("utf-8"))["config"]["error"][key]
+        json.loads((folder / name).read_text("utf-8"))
         for name in ("strings.json", "translations/en.json")
     ]
     assert texts[0] == texts[1]
-    return str(texts[0])
+    return dict(texts[0])
+
+
+def translated(key: str) -> str:
+    """The English text of a config-flow error."""
+    return str(strings()["config"]["error"][key])
+
+
+def test_the_model_check_gives_one_instruction() -> None:
+    config = strings()["config"]
+    usable = config["step"]["inspect"]["description"]
+    refused = config["step"]["refused"]["description"]
+    assert usable.count("Submit") == 1
+    assert "Submit to use this model" in usable
+    assert refused.count("Submit") == 1
+    assert "Submit to go back" in refused
+    for error in ("model_unsupported", "edgetpu_model_on_cpu"):
+        assert "Submit" not in config["error"][error], "the refusal's instruction is its step's"
+
+
+BACK_DOOR = ConfigSubentryData(
+    data={**camera_subentry()["data"], "camera_entity": "camera.back_door", "labels": ["kite"]},
+    subentry_type=SUBENTRY_CAMERA,
+    title="Back door",
+    unique_id="camera.back_door",
+)
+
+
+@pytest.mark.usefixtures("photo_camera")
+async def test_reconfigure_to_a_model_lacking_watched_labels_names_the_cameras(
+    hass: HomeAssistant,
+) -> None:
+    entry = cpu_entry(camera_subentry(), BACK_DOOR)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    executor = entry.runtime_data.executor
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
+    # A classifier for cameras watching COCO labels ("kite" is also an ImageNet bird).
+    result = await download(hass, result["flow_id"], "mobilenet_v2_imagenet")
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "failed"
+    assert result["errors"] == {"base": "cameras_lack_labels"}
+    assert translated("cameras_lack_labels")
+    assert result["description_placeholders"]["detail"] == (
+        "- Front door (camera.front_door): person, tie"
+    )
+    assert entry.data["model"] == "tf_coco_ssd_mobilenet_v1", "unchanged"
+    assert entry.runtime_data.executor is executor, "not reloaded"
+
+    # Back to the models: one with the labels is taken.
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "model"
+    result = await download(hass, result["flow_id"], "tf_coco_ssd_mobilenet_v1")
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_reconfigure_to_a_detector_lacking_a_watched_label_is_refused(
+    hass: HomeAssistant, models_dir: Path, tmp_path: Path
+) -> None:
+    labels = tmp_path / "labels.txt"
+    coco = (models_dir / SSD / "labelmap.txt").read_text("utf-8")
+    labels.write_text(coco.replace("\ntie\n", "\nnecktie\n"), "utf-8")
+    hass.config.allowlist_external_dirs = {str(models_dir), str(tmp_path)}
+    entry = cpu_entry(camera_subentry(), BACK_DOOR)
+    entry.add_to_hass(hass)
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": "custom"})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {"model_path": str(models_dir / SSD / "detect.tflite"), "labels_path": str(labels)},
+    )
+    assert result["step_id"] == "inspect"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["step_id"] == "failed"
+    assert result["errors"] == {"base": "cameras_lack_labels"}
+    assert result["description_placeholders"]["detail"] == "- Front door (camera.front_door): tie"
+    assert entry.data["model"] == "tf_coco_ssd_mobilenet_v1"
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+@pytest.mark.parametrize("reload", ["as this Home Assistant does", "by the flow itself"])
+async def test_changed_options_reload_the_entry(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, models_dir: Path, reload: str
+) -> None:
+    # Without an update listener: OptionsFlowWithReload where there is one (2025.8+), else
+    # the flow saves and reloads itself; the second way is forced here to run on every version.
+    hass.config.allowlist_external_dirs = {str(models_dir)}
+    forced = reload == "by the flow itself"
+    own = patch.object(CoralVisionOptionsFlow, "automatic_reload", False, create=True)
+    with own if forced else contextlib.nullcontext():
+        for mirror, reloads in ((str(models_dir), True), (str(models_dir), False)):
+            executor = loaded_entry.runtime_data.executor
+            result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
+            result = await hass.config_entries.options.async_configure(
+                result["flow_id"], {"mirror": mirror}
+            )
+            assert result["type"] is FlowResultType.CREATE_ENTRY
+            await hass.async_block_till_done()
+            assert loaded_entry.options == {"mirror": mirror}
+            assert loaded_entry.state is ConfigEntryState.LOADED
+            assert (loaded_entry.runtime_data.executor is not executor) is reloads

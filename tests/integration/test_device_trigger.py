@@ -1,4 +1,4 @@
-"""Device triggers: "<label> detected" and "<label> cleared" on a camera device, in real automations."""
+"""Device triggers: a new object of a label seen, and none seen any more, in real automations."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from homeassistant.components.device_automation.exceptions import InvalidDeviceA
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.translation import async_get_translations
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
@@ -91,6 +92,27 @@ async def test_camera_device_offers_detected_and_cleared_per_label(
     assert await device_trigger.async_get_triggers(hass, accelerator) == []
 
 
+async def test_wording_differs_from_the_binary_sensors_triggers(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    # The binary sensor "Person detected" offers "... became occupied" on the same device.
+    camera, _ = devices(hass, loaded_entry)
+    offered = await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, camera)
+    assert {t["domain"] for t in offered} >= {DOMAIN, "binary_sensor"}
+    names = await async_get_translations(hass, "en", "device_automation", [DOMAIN])
+    prefix = f"component.{DOMAIN}.device_automation.trigger_type."
+    shown = {
+        (t["type"], t["subtype"]): names[prefix + t["type"]].format(subtype=t["subtype"])
+        for t in offered
+        if t["domain"] == DOMAIN
+    }
+    assert shown[("detected", "person")] == "Coral Vision sees a new person"
+    assert shown[("cleared", "person")] == "Coral Vision no longer sees any person"
+    for text in shown.values():
+        assert "Coral Vision" in text
+        assert "detected" not in text.lower(), "the binary sensors are named '<label> detected'"
+
+
 async def test_detected_fires_for_the_person_and_cleared_when_gone(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
@@ -168,6 +190,16 @@ async def test_validation_accepts_watched_labels_only(
     with pytest.raises(InvalidDeviceAutomationConfig):
         await device_trigger.async_validate_trigger_config(
             hass, trigger("no-such-device", "detected", "person")
+        )
+    other_entry = MockConfigEntry(domain="other")
+    other_entry.add_to_hass(hass)
+    other = dr.async_get(hass).async_get_or_create(
+        config_entry_id=other_entry.entry_id, identifiers={("other", "x")}
+    )
+    assert await device_trigger.async_get_triggers(hass, other.id) == []
+    with pytest.raises(InvalidDeviceAutomationConfig, match="not a Coral Vision camera"):
+        await device_trigger.async_validate_trigger_config(
+            hass, trigger(other.id, "detected", "person")
         )
     with pytest.raises(Exception, match="type"):
         await device_trigger.async_validate_trigger_config(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -187,7 +188,10 @@ async def test_snapshot_saved_and_in_event(
     photo_camera: PhotoCamera,
     images_dir: Path,
 ) -> None:
-    await load(labels=["person"], save_snapshots=True)
+    entry = await load(labels=["person"], save_snapshots=True)
+    # The event entity is off by default: turn it on as a user does.
+    er.async_get(hass).async_update_entity("event.front_door_detection", disabled_by=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
     events = await show_grace(hass, photo_camera, images_dir)
     assert len(events) == 1
     path = Path(events[0].data["snapshot"])

@@ -47,8 +47,8 @@ async def test_mirror_option_is_used_before_the_environment(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options == {"mirror": str(models_dir)}
 
-    # The environment's mirror is empty; the option's holds the model: the entry loads from it.
-    assert await hass.config_entries.async_setup(entry.entry_id)
+    # The changed option reloads (here: sets up) the entry. The environment's mirror is empty;
+    # the option's holds the model: the entry loads from it.
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.model.task == "detection"
@@ -57,14 +57,19 @@ async def test_mirror_option_is_used_before_the_environment(
 
 
 async def test_a_url_mirror_is_accepted_without_a_folder_check(hass: HomeAssistant) -> None:
-    entry = MockConfigEntry(domain=DOMAIN, data={"device": "cpu"}, unique_id="cpu")
+    # Loaded first: the reload the new option causes finds the model already downloaded.
+    entry = cpu_entry()
     entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"mirror": "http://127.0.0.1:8000/models"}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options["mirror"] == "http://127.0.0.1:8000/models"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_list_and_remove_unused_models(

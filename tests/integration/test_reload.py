@@ -6,15 +6,26 @@ import threading
 from pathlib import Path
 
 import pytest
+from homeassistant import config_entries
 from homeassistant.components.image_processing import DOMAIN as IMAGE_PROCESSING
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    SOURCE_RECONFIGURE,
+    ConfigEntry,
+    ConfigEntryChange,
+    ConfigEntryState,
+    ConfigSubentry,
+)
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_component import DATA_INSTANCES
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import PhotoCamera
+from custom_components.coral_vision.const import DOMAIN
+
+from .conftest import CAMERA, PhotoCamera, camera_subentry
 
 IP = "image_processing.front_door"
 
@@ -86,8 +97,9 @@ async def test_unload_removes_every_entity(
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
     await hass.async_block_till_done()
     assert component.get_entity(IP) is not None
-    for entity_id in ids:
-        assert hass.states.get(entity_id).state != STATE_UNAVAILABLE, entity_id
+    for entry in after:
+        if entry.disabled_by is None:  # the event entity is off by default: it has no state
+            assert hass.states.get(entry.entity_id).state != STATE_UNAVAILABLE, entry.entity_id
     await scan(hass)
     assert photo_camera.frames == frames + 1
 
@@ -112,3 +124,92 @@ async def test_unload_after_stop_listener_removed_quietly(
     await hass.async_block_till_done()
     assert "Unable to remove unknown job listener" not in caplog.text
     assert our_threads() == []
+
+
+def count_loads(hass: HomeAssistant, entry: MockConfigEntry) -> list[int]:
+    """A list that grows by one each time the entry finishes loading."""
+    loads: list[int] = []
+    states = [entry.state]
+
+    def changed(_change: ConfigEntryChange, changed: ConfigEntry) -> None:
+        if changed.entry_id != entry.entry_id or changed.state is states[-1]:
+            return
+        states.append(changed.state)
+        if changed.state is ConfigEntryState.LOADED:
+            loads.append(1)
+
+    async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, changed)
+    return loads
+
+
+async def test_cameras_added_edited_and_removed_apply_at_once(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, entity_registry: er.EntityRegistry
+) -> None:
+    # No update listener: Home Assistant 2026.12 refuses to reload an entry that has one.
+    assert loaded_entry.update_listeners == []
+    loads = count_loads(hass, loaded_entry)
+    front = next(iter(loaded_entry.subentries))
+
+    back = ConfigSubentry(**camera_subentry(labels=["cat"], scores={"cat": 0.5}))
+    object.__setattr__(back, "title", "Back door")
+    object.__setattr__(back, "unique_id", "camera.back_door")
+    hass.config_entries.async_add_subentry(loaded_entry, back)
+    await hass.async_block_till_done()
+    assert len(loads) == 1
+    assert set(loaded_entry.runtime_data.processors) == {front, back.subentry_id}
+    assert hass.states.get("binary_sensor.back_door_cat_detected") is not None
+
+    hass.config_entries.async_update_subentry(
+        loaded_entry,
+        loaded_entry.subentries[front],
+        data={**loaded_entry.subentries[front].data, "labels": ["person"]},
+    )
+    await hass.async_block_till_done()
+    assert len(loads) == 2
+    assert loaded_entry.runtime_data.processors[front].settings.labels == ("person",)
+
+    hass.config_entries.async_remove_subentry(loaded_entry, back.subentry_id)
+    await hass.async_block_till_done()
+    assert len(loads) == 3
+    assert set(loaded_entry.runtime_data.processors) == {front}
+    assert hass.states.get("binary_sensor.back_door_cat_detected") is None
+    assert entity_registry.async_get("binary_sensor.back_door_cat_detected") is None
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    assert loaded_entry.runtime_data.processors[front].settings.camera_entity == CAMERA
+
+
+async def test_a_reconfigure_reloads_once(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    # What a reconfigure step ends with: Home Assistant updates the entry and reloads it.
+    loads = count_loads(hass, loaded_entry)
+    accelerator = loaded_entry.runtime_data
+    flow = config_entries.ConfigFlow()
+    flow.hass = hass
+    flow.handler = DOMAIN
+    flow.context = {"source": SOURCE_RECONFIGURE, "entry_id": loaded_entry.entry_id}
+    result = flow.async_update_reload_and_abort(loaded_entry, title="Coral Vision desk CPU")
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert len(loads) == 1, "the cameras did not change: no second reload"
+    assert loaded_entry.runtime_data is not accelerator
+    assert loaded_entry.state is ConfigEntryState.LOADED
+
+
+@pytest.mark.skipif(
+    not hasattr(config_entries.ConfigSubentryFlow, "async_update_reload_and_abort"),
+    reason="Home Assistant 2025.4 subentry flows cannot reload the entry themselves",
+)
+async def test_a_subentry_flow_may_reload_the_entry_itself(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    # Home Assistant's own subentry reload refuses to run while the entry has update listeners.
+    front = loaded_entry.subentries[next(iter(loaded_entry.subentries))]
+    flow = config_entries.ConfigSubentryFlow()
+    flow.hass = hass
+    flow.handler = (loaded_entry.entry_id, front.subentry_type)
+    flow.context = {"source": SOURCE_RECONFIGURE, "subentry_id": front.subentry_id}
+    flow.async_update_reload_and_abort(loaded_entry, front, data={**front.data, "labels": ["tie"]})
+    await hass.async_block_till_done()
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    assert loaded_entry.runtime_data.processors[front.subentry_id].settings.labels == ("tie",)

@@ -70,6 +70,10 @@ async def test_diagnostics_after_some_frames(
     freezer.tick(timedelta(seconds=30))
     await refresh(hass)
     assert float(value(hass, "frames_per_minute")) == 0.0
+    for key in ("inference_time", "frames_per_minute"):
+        registered = entity_registry.async_get(PREFIX + key)
+        assert registered is not None
+        assert registered.options["sensor"]["suggested_display_precision"] == 1, key
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
 
@@ -94,5 +98,7 @@ async def test_inference_time_and_dropped_frames(
     await hass.async_add_executor_job(burst)
     await refresh(hass, timedelta(seconds=31))
     assert float(value(hass, "inference_time")) > 0
+    # A median of timings is no round number: the state says 14.9, not 14.9157079999895.
+    assert len(value(hass, "inference_time").partition(".")[2]) <= 1
     assert int(value(hass, "dropped_frames")) >= 1
     assert value(hass, "queue_depth") == "0"

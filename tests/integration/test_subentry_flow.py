@@ -16,11 +16,11 @@ from homeassistant.config_entries import (
     ConfigSubentryData,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.coral_vision.const import DOMAIN, SUBENTRY_CAMERA
+from custom_components.coral_vision.const import DEFAULT_MIN_SCORE, DOMAIN, SUBENTRY_CAMERA
 from custom_components.coral_vision.processor import CameraSettings
 
 from .conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
@@ -104,7 +104,7 @@ async def test_add_camera_creates_its_entities(
         hass, result, {"camera_entity": CAMERA, "labels": ["person", "cat"], "scan_interval": 0}
     )
     assert result["step_id"] == "scores"
-    assert defaults(result) == {"person": 0.6, "cat": 0.6}
+    assert defaults(result) == {"person": DEFAULT_MIN_SCORE, "cat": DEFAULT_MIN_SCORE}
     result = await submit(hass, result, {"person": 0.5, "cat": 0.4})
     assert result["step_id"] == "filters"
     result = await submit(hass, result, {**FILTERS, "confirm_frames": 1.0, "off_delay": 5})
@@ -147,14 +147,45 @@ async def test_no_labels(hass: HomeAssistant, accelerator: MockConfigEntry) -> N
     assert result["errors"] == {"labels": "no_labels"}
 
 
-async def test_camera_already_added(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+def excluded(result: Any) -> list[str] | None:
+    """The cameras the camera picker leaves out."""
+    field = next(k for k in result["data_schema"].schema if str(k) == "camera_entity")
+    exclude: list[str] | None = result["data_schema"].schema[field].config.get("exclude_entities")
+    return exclude
+
+
+async def test_the_picker_leaves_out_cameras_already_added(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
     result = await start(hass, loaded_entry)
-    result = await submit(
-        hass, result, {"camera_entity": CAMERA, "labels": ["cat"], "scan_interval": 5}
-    )
-    assert result["step_id"] == "user"
-    assert result["errors"] == {"camera_entity": "camera_already_added"}
+    assert excluded(result) == [CAMERA]
+    # Through the API anyway: the form refuses it, on its field.
+    with pytest.raises(InvalidData) as refused:
+        await submit(hass, result, {"camera_entity": CAMERA, "labels": ["cat"], "scan_interval": 5})
+    assert set(refused.value.schema_errors) == {"camera_entity"}
     assert len(loaded_entry.subentries) == 1
+    hass.config_entries.subentries.async_abort(result["flow_id"])
+
+
+async def test_a_camera_added_meanwhile_is_refused(
+    hass: HomeAssistant, accelerator: MockConfigEntry
+) -> None:
+    # Two dialogs open at once: the second one's picker still offered the camera.
+    first, second = await start(hass, accelerator), await start(hass, accelerator)
+    assert excluded(first) is None
+    camera = {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 5}
+    result = await submit(hass, first, camera)
+    result = await submit(hass, result, {"person": 0.5})
+    result = await submit(hass, result, FILTERS)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+    result = await submit(hass, second, camera)
+    assert result["step_id"] == "user"
+    assert translated(result["errors"]) == {"camera_entity": "camera_already_added"}
+    assert excluded(result) == [CAMERA]
+    assert len(accelerator.subentries) == 1
+    hass.config_entries.subentries.async_abort(result["flow_id"])
 
 
 @pytest.mark.parametrize(
@@ -207,6 +238,13 @@ async def test_reconfigure_applies_new_labels_and_region(
     entity_registry: er.EntityRegistry,
 ) -> None:
     subentry_id = next(iter(loaded_entry.subentries))
+    subentry = loaded_entry.subentries[subentry_id]
+    # A score unlike the default, to see that editing keeps it.
+    scores = {**subentry.data["scores"], "person": 0.55}
+    hass.config_entries.async_update_subentry(
+        loaded_entry, subentry, data={**subentry.data, "scores": scores}
+    )
+    await hass.async_block_till_done()
     assert hass.states.get(TIE) is not None
     old_processor = loaded_entry.runtime_data.processors[subentry_id]
 
@@ -221,7 +259,7 @@ async def test_reconfigure_applies_new_labels_and_region(
         hass, result, {"camera_entity": CAMERA, "labels": ["person", "cat"], "scan_interval": 0}
     )
     assert result["step_id"] == "scores"
-    assert defaults(result) == {"person": 0.5, "cat": 0.6}, "the old score is kept"
+    assert defaults(result) == {"person": 0.55, "cat": DEFAULT_MIN_SCORE}, "the old score is kept"
     result = await submit(hass, result, {"person": 0.5, "cat": 0.5})
     assert result["step_id"] == "filters"
     assert defaults(result)["off_delay"] == 0
@@ -270,11 +308,11 @@ async def test_reconfigure_onto_another_cameras_entity_is_refused(
     back_id = next(k for k, s in entry.subentries.items() if s.title == "Back door")
 
     result = await edit(hass, entry, back_id)
-    result = await submit(
-        hass, result, {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 0}
-    )
-    assert result["step_id"] == "user"
-    assert result["errors"] == {"camera_entity": "camera_already_added"}
+    assert excluded(result) == [CAMERA], "the other camera only: its own stays"
+    with pytest.raises(InvalidData):
+        await submit(
+            hass, result, {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 0}
+        )
 
     # Keeping its own camera is fine.
     result = await submit(

@@ -17,7 +17,13 @@ CATALOG_FILE = "catalog.json"
 # Device kinds that mean "an Edge TPU runs the model"; "cpu" means the plain interpreter.
 EDGETPU_KINDS = frozenset({"edgetpu", "tpu", "usb", "pci"})
 
-_TASKS = frozenset({"detection", "classification", "face_detection"})
+# What each task is called where a person reads it.
+TASK_NAMES: dict[CatalogTask, str] = {
+    "detection": "object detection",
+    "classification": "image classification",
+    "face_detection": "face detection",
+}
+_TASKS = frozenset(TASK_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,14 @@ class CatalogEntry:
     cpu: ModelFile
     edgetpu: ModelFile | None
     labels: ModelFile | None
+    # How the entry differs from one of the same name and task; empty when nothing needs saying.
+    description: str = ""
+
+    @property
+    def label(self) -> str:
+        """The entry as a model picker lists it: name, task in words, and what sets it apart."""
+        text = f"{self.name} — {TASK_NAMES[self.task]}"
+        return f"{text}: {self.description}" if self.description else text
 
     def files(self) -> tuple[ModelFile, ...]:
         """Every file the entry can use."""
@@ -125,6 +139,7 @@ def _entry(raw: Any) -> CatalogEntry:
         cpu=cpu,
         edgetpu=_file(raw.get("edgetpu"), ident),
         labels=_file(raw.get("labels"), ident),
+        description=_text(raw, "description", ident) if "description" in raw else "",
     )
 
 
