@@ -322,8 +322,14 @@ async def verify(
     errors = [
         line
         for line in log.splitlines()
-        if "custom_components.coral_vision" in line and (" ERROR " in line or " CRITICAL " in line)
+        if (
+            "custom_components.coral_vision" in line and (" ERROR " in line or " CRITICAL " in line)
+        )
+        or "integration 'coral_vision'" in line  # Home Assistant reporting a deprecated call
     ]
+    repairs = await list_repairs(session, headers["Authorization"].removeprefix("Bearer "))
+    print("repairs: " + (", ".join(repairs) if repairs else "none"))
+    errors += [f"repair issue raised: {issue}" for issue in repairs if _ours(issue)]
     print(
         f"api: {'ok' if api_ok else 'FAILED'}; coral_vision entries: {states}; "
         f"image_processing.demo_camera: {camera_state}; logbook: {detections[:3]}; "
@@ -333,6 +339,31 @@ async def verify(
         print("  " + line)
     loaded = bool(states) and all(s == "loaded" for s in states)
     return 0 if api_ok and loaded and camera_state is not None and detections and not errors else 1
+
+
+async def list_repairs(session: aiohttp.ClientSession, access: str) -> list[str]:
+    """The active repair issues, as "domain/issue_id (placeholders)", as Settings shows them."""
+    async with session.ws_connect(f"{URL}/api/websocket") as socket:
+        await socket.receive_json()  # auth_required
+        await socket.send_json({"type": "auth", "access_token": access})
+        await socket.receive_json()  # auth_ok
+        await socket.send_json({"id": 1, "type": "repairs/list_issues"})
+        result = await socket.receive_json()
+    issues = result.get("result", {}).get("issues", []) if result.get("success") else []
+    return [
+        f"{i.get('domain')}/{i.get('issue_id')} {i.get('translation_placeholders') or ''}".strip()
+        for i in issues
+        if not i.get("dismissed_version") and not i.get("ignored")
+    ]
+
+
+def _ours(issue: str) -> bool:
+    """Whether a repair issue is about Coral Vision.
+
+    Home Assistant's own "deprecated_method" issue (the Core installation method is deprecated)
+    is about this dev setup, not the integration.
+    """
+    return "coral_vision" in issue
 
 
 async def main() -> int:
