@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from custom_components.coral_vision.engine.models import Model
+    from custom_components.coral_vision.engine.models.model import Model
     from custom_components.coral_vision.engine.results import FrameResult
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def main() -> int:
         )
         return 1
     import_engine_alone()
-    from custom_components.coral_vision.engine.models import load_model
+    from custom_components.coral_vision.engine.models.model import load_model
 
     model = load_model(DETECT_DIR / "detect.tflite", labels=DETECT_DIR / "labelmap.txt")
     data = PHOTO.read_bytes()
@@ -106,7 +106,7 @@ def decode_report(data: bytes, width: int, height: int) -> None:
     """Time decode+resize of the JPEG: full decode then resize vs Pillow's draft (DCT scaling)."""
     from PIL import Image
 
-    from custom_components.coral_vision.engine.preprocess import decode_image
+    from custom_components.coral_vision.engine.vision.preprocess import decode_image
 
     def naive() -> None:
         image = Image.open(io.BytesIO(data)).convert("RGB")
@@ -137,8 +137,8 @@ def timed(work: Callable[[], None], repeats: int = 25) -> float:
 
 def invoke_ceiling(model: Model, data: bytes, num_threads: int, seconds: float) -> float:
     """Frames/s invoking one prepared tensor back to back on this thread."""
-    from custom_components.coral_vision.engine.delegate import open_backend
-    from custom_components.coral_vision.engine.preprocess import prepare_frame
+    from custom_components.coral_vision.engine.inference.delegate import open_backend
+    from custom_components.coral_vision.engine.vision.preprocess import prepare_frame
 
     backend = open_backend(model, None, num_threads=num_threads)
     try:
@@ -168,7 +168,7 @@ async def pipeline(
     model: Model, data: bytes, num_threads: int, sources: int, seconds: float
 ) -> Run:
     """Measure the executor fed by `sources` loops, each awaiting its previous frame."""
-    from custom_components.coral_vision.engine.executor import Executor
+    from custom_components.coral_vision.engine.inference.executor import Executor
 
     executor = Executor(model, num_threads=num_threads, timeout=None)
     try:

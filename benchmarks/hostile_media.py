@@ -176,9 +176,9 @@ _CHILD = textwrap.dedent(
             async with aiohttp.ClientSession() as session:
                 with tempfile.TemporaryDirectory() as folder:
                     try:
-                        from custom_components.coral_vision.engine.links import fetch_model
+                        from custom_components.coral_vision.engine.models.links import fetch_model
                     except ImportError:  # the baseline buffered the body in memory
-                        from custom_components.coral_vision.engine.inspect import (
+                        from custom_components.coral_vision.engine.models.inspect import (
                             fetch_model_bytes,
                         )
                         return await fetch_model_bytes(session, url)
@@ -191,8 +191,8 @@ _CHILD = textwrap.dedent(
         call = lambda: asyncio.run(fetch(case[5:]))
     else:
         import numpy as np
-        from custom_components.coral_vision.engine.models import InputSpec
-        from custom_components.coral_vision.engine.preprocess import prepare_frame
+        from custom_components.coral_vision.engine.models.model import InputSpec
+        from custom_components.coral_vision.engine.vision.preprocess import prepare_frame
         data = open(arg, "rb").read()
         spec = InputSpec(300, 300, 3, np.dtype(np.uint8), 0.0078125, 128, 0)
         call = lambda: prepare_frame(data, spec)

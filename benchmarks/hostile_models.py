@@ -42,9 +42,9 @@ package.__path__ = [repo + "/custom_components/coral_vision"]
 sys.modules["custom_components.coral_vision"] = package
 from pathlib import Path
 from custom_components.coral_vision.engine.errors import CoralVisionError
-from custom_components.coral_vision.engine.inspect import inspect_model
-from custom_components.coral_vision.engine.labels import labels_from_metadata, load_labels
-from custom_components.coral_vision.engine.models import load_model
+from custom_components.coral_vision.engine.models.inspect import inspect_model
+from custom_components.coral_vision.engine.models.labels import labels_from_metadata, load_labels
+from custom_components.coral_vision.engine.models.model import load_model
 from custom_components.coral_vision.engine.runtime import load_runtime
 
 load_runtime()

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 if TYPE_CHECKING:
-    from custom_components.coral_vision.engine.delegate import Backend
+    from custom_components.coral_vision.engine.inference.delegate import Backend
     from custom_components.coral_vision.engine.results import BBox, Detection
 
 REPO = Path(__file__).resolve().parent.parent
@@ -185,9 +185,9 @@ def import_engine_alone() -> None:
 
 def detection_models() -> Iterator[tuple[str, Backend]]:
     """Every catalog detection model whose CPU file (and labels) are here, opened on the CPU."""
-    from custom_components.coral_vision.engine.catalog import load_catalog
-    from custom_components.coral_vision.engine.delegate import open_backend
-    from custom_components.coral_vision.engine.models import load_model
+    from custom_components.coral_vision.engine.inference.delegate import open_backend
+    from custom_components.coral_vision.engine.models.catalog import load_catalog
+    from custom_components.coral_vision.engine.models.model import load_model
 
     folders = [SHARED / "models"]
     mirror = os.environ.get("CORAL_VISION_MIRROR", "")
@@ -210,8 +210,8 @@ def run_photo(
     backend: Backend, photo: str, count: int, rng: np.random.Generator
 ) -> Iterator[Frame]:
     """The photo as it is, then count-1 noisy copies, each detected and judged."""
-    from custom_components.coral_vision.engine.detect import get_detections
-    from custom_components.coral_vision.engine.preprocess import prepare_frame
+    from custom_components.coral_vision.engine.vision.detect import get_detections
+    from custom_components.coral_vision.engine.vision.preprocess import prepare_frame
 
     data = (IMAGES / photo).read_bytes()
     size = Image.open(io.BytesIO(data)).size
@@ -410,8 +410,8 @@ def announced(
     frames: dict[str, list[Frame]], threshold: float, min_area: float, n: int, m: int
 ) -> tuple[int, int]:
     """Real objects and false positives a camera would announce with these settings."""
-    from custom_components.coral_vision.engine.filters import ObjectFilter
-    from custom_components.coral_vision.engine.tracking import ObjectTracker
+    from custom_components.coral_vision.engine.camera.filters import ObjectFilter
+    from custom_components.coral_vision.engine.camera.tracking import ObjectTracker
 
     object_filter = ObjectFilter(default_score=threshold, min_area=min_area)
     true = false = 0

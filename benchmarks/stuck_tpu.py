@@ -167,9 +167,9 @@ def tpu_executor(hang_timeout: float) -> tuple[Any, Any]:
     """An executor on a fake USB Edge TPU (listed in a fake sysfs) and the fake."""
     import fakes  # type: ignore[import-not-found]
 
-    from custom_components.coral_vision.engine.devices import list_edge_tpus
-    from custom_components.coral_vision.engine.executor import Executor
-    from custom_components.coral_vision.engine.models import load_model
+    from custom_components.coral_vision.engine.inference.devices import list_edge_tpus
+    from custom_components.coral_vision.engine.inference.executor import Executor
+    from custom_components.coral_vision.engine.models.model import load_model
 
     labels = MODELS / "imagenet_labels.txt"
     cpu = load_model(MODELS / "mobilenet_v1_0.25_128_quant.tflite", labels=labels)
@@ -252,8 +252,8 @@ def close_case(seconds: float, block: float) -> dict[str, Any]:
 
 
 def flood_case(seconds: float, block: float) -> dict[str, Any]:
-    from custom_components.coral_vision.engine.executor import Executor
-    from custom_components.coral_vision.engine.models import load_model
+    from custom_components.coral_vision.engine.inference.executor import Executor
+    from custom_components.coral_vision.engine.models.model import load_model
 
     model = load_model(DETECT_DIR / "detect.tflite", labels=DETECT_DIR / "labelmap.txt")
     photo = PHOTO.read_bytes()

@@ -19,13 +19,14 @@ from pytest_homeassistant_custom_component.common import (
     setup_test_component_platform,
 )
 
-from custom_components.coral_vision.const import ENV_MIRROR, EVENT_DETECTED
+from custom_components.coral_vision.const import EVENT_DETECTED
+from custom_components.coral_vision.engine.models.download import MIRROR_ENV as ENV_MIRROR
 
 from .integration.conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
+from .integration.helpers import IP
 
 REPO = Path(__file__).resolve().parent.parent
 BLUEPRINT = REPO / "blueprints" / "automation" / "coral_vision" / "notify_on_detection.yaml"
-IP = "image_processing.front_door"
 
 
 def load_blueprint() -> Blueprint:

@@ -25,17 +25,17 @@ from .const import (
     LOGGER,
     MODEL_CUSTOM,
 )
-from .engine.catalog import CatalogEntry, load_catalog
-from .engine.delegate import BackendInfo, FallbackReason
-from .engine.devices import EdgeTpu, list_edge_tpus
-from .engine.download import Progress, ensure_model, files_for, mirror_from_env
 from .engine.errors import CoralVisionError
-from .engine.executor import Executor
-from .engine.models import Model, load_model
-from .engine.store import sha256_file
+from .engine.inference.delegate import BackendInfo, FallbackReason
+from .engine.inference.devices import EdgeTpu, list_edge_tpus, parse_device
+from .engine.models.catalog import CatalogEntry, load_catalog
+from .engine.models.download import Progress, ensure_model, files_for, mirror_from_env
+from .engine.models.store import sha256_file
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and Pillow load when an accelerator is set up, not with the package
     from .coordinator import AcceleratorCoordinator
+    from .engine.inference.executor import Executor
+    from .engine.models.model import Model
     from .processor import CameraProcessor
 
 ISSUE_TPU_FALLBACK = "tpu_fallback_{entry_id}"
@@ -54,7 +54,8 @@ SELF_RETRIED = frozenset({FallbackReason.HUNG})
 
 def device_kind(device: str) -> str:
     """The catalog's device kind for a device string: "cpu", "usb" or "pci"."""
-    return device.split(":", 1)[0]
+    parsed = parse_device(device)
+    return device if parsed is None else parsed[0]
 
 
 def default_model(device: str) -> str:
@@ -78,10 +79,14 @@ def find_tpu(device: str) -> EdgeTpu | None:
         return None
     if (tpu := listed_tpu(device)) is not None:
         return tpu
-    kind, _, index = device.partition(":")
-    return EdgeTpu(
-        kind="pci" if kind == "pci" else "usb", index=int(index or 0), path="", device=device
-    )
+    return EdgeTpu.unlisted(device)
+
+
+def load_model(source: Path, *, labels: Path | None = None, name: str | None = None) -> Model:
+    """Read and check a model (in a worker: the engine's model reader brings numpy with it)."""
+    from .engine.models.model import load_model as read_model  # noqa: PLC0415
+
+    return read_model(source, labels=labels, name=name)
 
 
 async def async_load_models(
@@ -267,6 +272,8 @@ class Accelerator:
 
 def create_executor(model: Model, tpu: EdgeTpu | None, **options: Any) -> Executor:
     """Build an executor that looks for its Edge TPU again through this module's list."""
+    from .engine.inference.executor import Executor  # noqa: PLC0415
+
     return Executor(model, tpu, list_tpus=lambda: list_edge_tpus(), **options)
 
 

@@ -67,11 +67,7 @@ from .const import (
     MODEL_CUSTOM,
     SUBENTRY_CAMERA,
 )
-from .engine.catalog import CatalogEntry, load_catalog
-from .engine.delegate import open_backend
-from .engine.detect import decode_outputs
-from .engine.devices import EdgeTpu, list_edge_tpus
-from .engine.download import Progress, files_for, is_url
+from .engine.camera.filters import check_region, parse_region
 from .engine.errors import (
     CoralVisionError,
     DownloadError,
@@ -80,11 +76,15 @@ from .engine.errors import (
     ModelError,
     RuntimeMissingError,
 )
-from .engine.filters import check_region, parse_region
-from .engine.inspect import ModelReport, inspect_model
-from .engine.links import fetch_model
-from .engine.models import Model
-from .engine.preprocess import prepare_frame
+from .engine.inference.delegate import open_backend
+from .engine.inference.devices import EdgeTpu, list_edge_tpus
+from .engine.models.catalog import CatalogEntry, load_catalog
+from .engine.models.download import Progress, files_for, is_url
+from .engine.models.inspect import ModelReport, inspect_model
+from .engine.models.links import fetch_model
+from .engine.models.model import Model
+from .engine.vision.detect import decode_outputs
+from .engine.vision.preprocess import prepare_frame
 from .runtime_support import async_ensure_runtime
 
 if TYPE_CHECKING:
@@ -104,8 +104,7 @@ def device_title(device: str) -> str:
     """The entry title for a device string."""
     if device == DEVICE_CPU:
         return "Coral Vision CPU"
-    kind, _, index = device.partition(":")
-    return f"Coral Edge TPU {'USB' if kind == 'usb' else 'PCIe'} {index}"
+    return f"Coral {EdgeTpu.unlisted(device).label}"
 
 
 def device_options(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from .engine import filters
+from .engine.camera import filters
 
 DOMAIN: Final = "coral_vision"
 LOGGER = logging.getLogger(__package__)
@@ -34,7 +34,7 @@ CONF_CONFIRM_WINDOW: Final = "confirm_window"
 CONF_OFF_DELAY: Final = "off_delay"
 CONF_SAVE_SNAPSHOTS: Final = "save_snapshots"
 
-# A new camera's minimum score for each label (measured: see engine/filters.py).
+# A new camera's minimum score for each label (measured: see engine/camera/filters.py).
 DEFAULT_MIN_SCORE: Final = filters.DEFAULT_MIN_SCORE
 # A new camera's minimum box area, in percent of the frame: boxes smaller than 0.1 % are 5 x 18
 # pixels of a 300 x 300 model input, below what SSD models resolve; on the shared photos more than
@@ -48,6 +48,4 @@ MIN_SCAN_INTERVAL: Final = 0.5
 DEVICE_CPU: Final = "cpu"
 MODEL_CUSTOM: Final = "custom"
 SUBENTRY_CAMERA: Final = "camera"
-
-ENV_MIRROR: Final = "CORAL_VISION_MIRROR"
 CONF_MIRROR: Final = "mirror"

@@ -11,8 +11,8 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .accelerator import Accelerator
 from .const import DEVICE_CPU, LOGGER
-from .engine.devices import list_edge_tpus, read_temperature
-from .engine.stats import ExecutorStats
+from .engine.inference.devices import list_edge_tpus, read_temperature
+from .engine.inference.stats import ExecutorStats
 
 UPDATE_INTERVAL = timedelta(seconds=30)
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from homeassistant.components import camera
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
@@ -37,16 +36,15 @@ from .const import (
     LOGGER,
     MIN_SCAN_INTERVAL,
 )
-from .engine.annotate import annotate
+from .engine.camera.filters import ObjectFilter, parse_region
+from .engine.camera.tracking import ObjectTracker
 from .engine.errors import (
     CoralVisionError,
     DelegateError,
     ExecutorClosedError,
     FrameSupersededError,
 )
-from .engine.filters import ObjectFilter, parse_region
 from .engine.results import BBox, Detection, FrameResult, Task
-from .engine.tracking import ObjectTracker
 
 SNAPSHOTS_KEPT = 200
 CAMERA_TIMEOUT = 10
@@ -234,6 +232,10 @@ class CameraProcessor:
 
     async def _async_fetch(self) -> bytes | None:
         """The camera's current frame; None (and unavailable, logged once) when it fails."""
+        # A dependency, loaded before this integration: importing it here (a lookup) keeps
+        # importing the package free of the numpy the camera component brings.
+        from homeassistant.components import camera  # noqa: PLC0415
+
         try:
             image = await camera.async_get_image(
                 self.hass, self.settings.camera_entity, timeout=CAMERA_TIMEOUT
@@ -328,7 +330,7 @@ class CameraProcessor:
             return None
         if self._annotated is None or self._annotated[0] != state.annotated_time:
             jpeg = await self.hass.async_add_executor_job(
-                annotate, state.detection_frame, state.detection_matches
+                _annotate, state.detection_frame, state.detection_matches
             )
             self._annotated = (state.annotated_time, jpeg)
         return self._annotated[1]
@@ -410,3 +412,10 @@ class CameraProcessor:
         """Tell the entities to write their state."""
         for update in list(self._listeners):
             update()
+
+
+def _annotate(frame: bytes, detections: Sequence[Detection]) -> bytes:
+    """Draw the boxes on a frame (in a worker: the drawing brings Pillow and numpy with it)."""
+    from .engine.vision.annotate import annotate  # noqa: PLC0415
+
+    return annotate(frame, detections)

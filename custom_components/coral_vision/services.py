@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.components import camera
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_ENTITY_ID
 from homeassistant.core import (
@@ -30,11 +29,11 @@ from homeassistant.util.json import JsonValueType
 
 from .accelerator import Accelerator, CoralVisionConfigEntry, model_references, models_dir
 from .const import DOMAIN
-from .engine.catalog import load_catalog
 from .engine.errors import CoralVisionError, ImageError, QueueFullError
-from .engine.preprocess import MAX_IMAGE_BYTES
+from .engine.models.catalog import load_catalog
+from .engine.models.store import list_models, remove_unused
 from .engine.results import FrameResult, Task
-from .engine.store import list_models, remove_unused
+from .engine.vision.image_guard import MAX_IMAGE_BYTES
 
 SERVICE_DETECT = "detect"
 SERVICE_CLASSIFY = "classify"
@@ -160,6 +159,10 @@ def _accelerator(hass: HomeAssistant, entry_id: str | None, task: Task) -> Accel
 async def _async_image(hass: HomeAssistant, call: ServiceCall) -> tuple[str, bytes]:
     """The image the call names: a camera's frame or an allowed file."""
     if entity_id := call.data.get(CONF_ENTITY_ID):
+        # A dependency, loaded before this integration: importing it here (a lookup) keeps
+        # importing the package free of the numpy the camera component brings.
+        from homeassistant.components import camera  # noqa: PLC0415
+
         try:
             image = await camera.async_get_image(hass, entity_id, timeout=10)
         except Exception as err:  # a camera integration may raise anything: still "no image"

@@ -15,7 +15,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from custom_components.coral_vision.engine.catalog import CatalogEntry, ModelFile, load_catalog
+from custom_components.coral_vision.engine.models.catalog import (
+    CatalogEntry,
+    ModelFile,
+    load_catalog,
+)
 
 TF_ZIP = "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip"
 TF_DIR = "detection/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29"

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from custom_components.coral_vision.engine.catalog import (
+from custom_components.coral_vision.engine.errors import ModelError
+from custom_components.coral_vision.engine.models.catalog import (
     is_edgetpu_kind,
     load_catalog,
     parse_catalog,
     variant_for,
 )
-from custom_components.coral_vision.engine.errors import ModelError
 
 CORAL = "https://github.com/google-coral/test_data/raw/master/"
 REQUIRED = {

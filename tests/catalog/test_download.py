@@ -11,20 +11,20 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from custom_components.coral_vision.engine import store
-from custom_components.coral_vision.engine.catalog import CatalogEntry
-from custom_components.coral_vision.engine.download import (
+from custom_components.coral_vision.engine.errors import CoralVisionError, DownloadError
+from custom_components.coral_vision.engine.models import store
+from custom_components.coral_vision.engine.models.catalog import CatalogEntry
+from custom_components.coral_vision.engine.models.download import (
     DEFAULT_DEADLINE,
     MAX_DOWNLOAD_BYTES,
     MIRROR_ENV,
     Deadline,
     LocalModel,
-    download_file,
+    download_to_folder,
     ensure_model,
     files_for,
     mirror_from_env,
 )
-from custom_components.coral_vision.engine.errors import CoralVisionError, DownloadError
 from tests.links_server import serve_links
 
 from .conftest import TF_DIR, TF_ZIP, FileServer, leftovers
@@ -357,28 +357,6 @@ async def test_corrupted_local_copy_is_fetched_again(
     assert sha256(local.model) == catalog[SMALL].cpu.sha256
 
 
-async def test_download_file_reports_progress_and_sha256(
-    session: aiohttp.ClientSession, upstream: FileServer, models_dir: Path, tmp_path: Path
-) -> None:
-    seen: list[tuple[int, int | None]] = []
-    dest = tmp_path / "sub" / "labels.txt"
-    digest, size = await download_file(
-        session,
-        upstream.url("coco_labels.txt"),
-        dest,
-        progress=lambda done, total: seen.append((done, total)),
-    )
-    assert dest.read_bytes() == (models_dir / "coco_labels.txt").read_bytes()
-    assert (digest, size) == (sha256(dest), dest.stat().st_size)
-    assert seen[-1] == (size, size)
-    member = tmp_path / "detect.tflite"
-    digest, _ = await download_file(
-        session, upstream.url(TF_ZIP), member, member="detect.tflite", sha256=DETECT_SHA256
-    )
-    assert digest == DETECT_SHA256
-    assert leftovers(tmp_path) == ["detect.tflite", "sub/labels.txt"]
-
-
 def test_files_for_lists_model_labels_and_twin(catalog: dict[str, CatalogEntry]) -> None:
     entry = catalog[SMALL]
     assert [f.path for f in files_for(entry, "usb")] == [
@@ -421,10 +399,10 @@ async def test_a_stalled_transfer_ends_at_the_total_deadline(
     assert caught.value.reason == "timeout"
     assert leftovers(store_dir) == []
     upstream.stall.clear()
-    _, size = await download_file(
-        session, upstream.url(SMALL_CPU), store_dir / SMALL_CPU, deadline=Deadline(grace=10)
+    local = await ensure_model(
+        session, catalog[SMALL], "cpu", store_dir, deadline=Deadline(grace=10)
     )
-    assert size == (store_dir / SMALL_CPU).stat().st_size
+    assert sha256(local.model) == catalog[SMALL].cpu.sha256
 
 
 def test_the_default_deadline_scales_with_the_size() -> None:
@@ -439,11 +417,11 @@ async def test_redirect_loops_and_bad_urls_are_readable(
 ) -> None:
     async with serve_links(models_dir) as server:
         with pytest.raises(DownloadError, match="too many redirects") as caught:
-            await download_file(session, server.url("loop"), store_dir / "x.tflite")
+            await download_to_folder(session, server.url("loop"), store_dir)
         assert caught.value.reason == "redirects"
         with pytest.raises(DownloadError, match="HTTP 503 Service Unavailable"):
-            await download_file(session, server.url("status/503"), store_dir / "x.tflite")
+            await download_to_folder(session, server.url("status/503"), store_dir)
     with pytest.raises(DownloadError, match="not a valid http") as caught:
-        await download_file(session, "http://[::1", store_dir / "x.tflite")
+        await download_to_folder(session, "http://[::1", store_dir)
     assert caught.value.reason == "invalid_url"
     assert leftovers(store_dir) == []

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from custom_components.coral_vision.engine.cli import run_inspect as main
 from custom_components.coral_vision.engine.errors import ModelError
-from custom_components.coral_vision.engine.flatbuffer import parse_model
-from custom_components.coral_vision.engine.inspect import (
+from custom_components.coral_vision.engine.models.flatbuffer import parse_model
+from custom_components.coral_vision.engine.models.inspect import (
     ModelReport,
     format_report,
     inspect_model,
-    main,
 )
 
 from .conftest import TF_DIR

@@ -14,11 +14,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from custom_components.coral_vision.engine import links
-from custom_components.coral_vision.engine.download import Deadline
+from custom_components.coral_vision.engine.cli import run_inspect as main
 from custom_components.coral_vision.engine.errors import DownloadError, ModelError
-from custom_components.coral_vision.engine.inspect import inspect_model, main
-from custom_components.coral_vision.engine.links import (
+from custom_components.coral_vision.engine.models import links
+from custom_components.coral_vision.engine.models.download import Deadline
+from custom_components.coral_vision.engine.models.inspect import inspect_model
+from custom_components.coral_vision.engine.models.links import (
     fetch_model,
     resolve_model_url,
     unpack_model,

@@ -10,10 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from custom_components.coral_vision.engine import store
-from custom_components.coral_vision.engine.catalog import CatalogEntry
-from custom_components.coral_vision.engine.download import ensure_model
 from custom_components.coral_vision.engine.errors import ModelError
+from custom_components.coral_vision.engine.models import store
+from custom_components.coral_vision.engine.models.catalog import CatalogEntry
+from custom_components.coral_vision.engine.models.download import ensure_model
 
 from .conftest import TF_DIR, leftovers
 

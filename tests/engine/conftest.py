@@ -8,17 +8,17 @@ from typing import Any
 import numpy.typing as npt
 import pytest
 
-from custom_components.coral_vision.engine.classify import get_classes
-from custom_components.coral_vision.engine.delegate import Backend
-from custom_components.coral_vision.engine.detect import get_detections
-from custom_components.coral_vision.engine.models import Model, load_model
-from custom_components.coral_vision.engine.preprocess import (
+from custom_components.coral_vision.engine.inference.delegate import Backend
+from custom_components.coral_vision.engine.models.model import Model, load_model
+from custom_components.coral_vision.engine.results import Classification, Detection
+from custom_components.coral_vision.engine.runtime import Runtime, load_runtime
+from custom_components.coral_vision.engine.vision.classify import get_classes
+from custom_components.coral_vision.engine.vision.detect import get_detections
+from custom_components.coral_vision.engine.vision.preprocess import (
     PreparedFrame,
     ResizeMode,
     prepare_frame,
 )
-from custom_components.coral_vision.engine.results import Classification, Detection
-from custom_components.coral_vision.engine.runtime import Runtime, load_runtime
 
 DETECT_DIR = "detection/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29"
 

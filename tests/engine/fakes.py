@@ -31,7 +31,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from custom_components.coral_vision.engine.models import is_edgetpu_model
+from custom_components.coral_vision.engine.errors import ModelError
+from custom_components.coral_vision.engine.models.model import describe_model
 from custom_components.coral_vision.engine.runtime import Runtime, load_runtime
 
 USB_BEFORE_FIRMWARE = ("1a6e", "089a")
@@ -139,7 +140,7 @@ class FakeEdgeTpu:
         on_tpu = any(isinstance(d, FakeDelegate) for d in delegates)
         others = [d for d in delegates if not isinstance(d, FakeDelegate)]
         indices: dict[int, int] = {}
-        if on_tpu and is_edgetpu_model(model_content):
+        if on_tpu and _compiled(model_content):
             if self.cpu_twin is None:
                 raise ValueError("FakeEdgeTpu needs cpu_twin to run an *_edgetpu.tflite model")
             # The twin numbers its tensors differently: map the compiled model's input and
@@ -226,3 +227,11 @@ def make_pci_tpu(
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "temp").write_text(f"{millidegrees}\n")
     return node
+
+
+def _compiled(content: bytes) -> bool:
+    """Whether a model was compiled for the Edge TPU (False when it is not readable)."""
+    try:
+        return describe_model(content).edgetpu
+    except ModelError:
+        return False

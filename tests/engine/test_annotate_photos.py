@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from PIL import ImageColor, ImageDraw
 
-from custom_components.coral_vision.engine import annotate as annotate_module
-from custom_components.coral_vision.engine.delegate import Backend, open_backend
-from custom_components.coral_vision.engine.models import Model
-from custom_components.coral_vision.engine.preprocess import decode_image
+from custom_components.coral_vision.engine.inference.delegate import Backend, open_backend
+from custom_components.coral_vision.engine.models.model import Model
 from custom_components.coral_vision.engine.results import Detection
+from custom_components.coral_vision.engine.vision import annotate as annotate_module
+from custom_components.coral_vision.engine.vision.preprocess import decode_image
 
 from .conftest import detect_photo
 

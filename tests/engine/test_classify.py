@@ -8,12 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from custom_components.coral_vision.engine.classify import get_classes
-from custom_components.coral_vision.engine.delegate import Backend, open_backend
-from custom_components.coral_vision.engine.detect import decode_outputs
 from custom_components.coral_vision.engine.errors import ModelError
-from custom_components.coral_vision.engine.labels import Labels
-from custom_components.coral_vision.engine.models import InputSpec, Model, OutputSpec, load_model
+from custom_components.coral_vision.engine.inference.delegate import Backend, open_backend
+from custom_components.coral_vision.engine.models.labels import Labels
+from custom_components.coral_vision.engine.models.model import (
+    InputSpec,
+    Model,
+    OutputSpec,
+    load_model,
+)
+from custom_components.coral_vision.engine.vision.classify import get_classes
+from custom_components.coral_vision.engine.vision.detect import decode_outputs
 
 from .conftest import classify_photo, infer
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.coral_vision.engine.preprocess import MAX_IMAGE_BYTES
+from custom_components.coral_vision.engine.vision.image_guard import MAX_IMAGE_BYTES
 from tests.conftest import REPO
 
 from .conftest import DETECT_DIR

@@ -9,7 +9,7 @@ import pytest
 
 from custom_components.coral_vision.engine.cli import main, read_image
 from custom_components.coral_vision.engine.errors import ImageError
-from custom_components.coral_vision.engine.preprocess import MAX_IMAGE_BYTES
+from custom_components.coral_vision.engine.vision.image_guard import MAX_IMAGE_BYTES
 
 from .conftest import DETECT_DIR
 from .fakes import make_pci_tpu, make_usb_tpu

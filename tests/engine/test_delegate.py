@@ -11,23 +11,23 @@ from typing import Any
 import numpy as np
 import pytest
 
-from custom_components.coral_vision.engine.delegate import (
-    Backend,
-    BackendInfo,
-    FallbackReason,
-    edgetpu_library,
-    open_backend,
-)
-from custom_components.coral_vision.engine.devices import EdgeTpu
 from custom_components.coral_vision.engine.errors import (
     DelegateError,
     EdgeTpuModelOnCpuError,
     InferenceError,
     ModelError,
 )
-from custom_components.coral_vision.engine.models import Model, load_model
-from custom_components.coral_vision.engine.preprocess import PreparedFrame, prepare_frame
+from custom_components.coral_vision.engine.inference.delegate import (
+    Backend,
+    BackendInfo,
+    FallbackReason,
+    edgetpu_library,
+    open_backend,
+)
+from custom_components.coral_vision.engine.inference.devices import EdgeTpu
+from custom_components.coral_vision.engine.models.model import Model, load_model
 from custom_components.coral_vision.engine.runtime import Runtime
+from custom_components.coral_vision.engine.vision.preprocess import PreparedFrame, prepare_frame
 
 from .conftest import classify_photo
 from .fakes import FakeEdgeTpu, make_pci_tpu, make_usb_tpu
@@ -330,6 +330,7 @@ def test_edgetpu_library_names(monkeypatch: pytest.MonkeyPatch) -> None:
         ("Windows", "edgetpu.dll"),
     ]:
         monkeypatch.setattr(
-            "custom_components.coral_vision.engine.delegate.platform.system", lambda s=system: s
+            "custom_components.coral_vision.engine.inference.delegate.platform.system",
+            lambda s=system: s,
         )
         assert edgetpu_library() == name

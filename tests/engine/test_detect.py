@@ -11,19 +11,19 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from custom_components.coral_vision.engine.delegate import Backend, open_backend
-from custom_components.coral_vision.engine.detect import decode_outputs, get_detections
 from custom_components.coral_vision.engine.errors import ModelError
-from custom_components.coral_vision.engine.labels import Labels
-from custom_components.coral_vision.engine.models import (
+from custom_components.coral_vision.engine.inference.delegate import Backend, open_backend
+from custom_components.coral_vision.engine.models.labels import Labels
+from custom_components.coral_vision.engine.models.model import (
     DetectionLayout,
     InputSpec,
     Model,
     OutputSpec,
     load_model,
 )
-from custom_components.coral_vision.engine.preprocess import PreparedFrame
 from custom_components.coral_vision.engine.results import Detection
+from custom_components.coral_vision.engine.vision.detect import decode_outputs, get_detections
+from custom_components.coral_vision.engine.vision.preprocess import PreparedFrame
 
 from .conftest import DETECT_DIR, detect_photo, infer
 

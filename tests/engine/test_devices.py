@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.coral_vision.engine.devices import (
+from custom_components.coral_vision.engine.inference.devices import (
     EdgeTpu,
     list_edge_tpus,
+    parse_device,
     read_temperature,
 )
 
@@ -121,7 +122,9 @@ def test_usb_bus_address(roots: tuple[Path, Path]) -> None:
 def test_an_unreadable_folder_is_logged_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="custom_components.coral_vision.engine.devices")
+    caplog.set_level(
+        logging.DEBUG, logger="custom_components.coral_vision.engine.inference.devices"
+    )
     sys_root, dev_root = tmp_path / "sys", tmp_path / "dev"  # no /dev at all: a debug line
     devices = sys_root / "bus" / "usb" / "devices"
     devices.parent.mkdir(parents=True)
@@ -145,3 +148,15 @@ def test_an_unreadable_folder_is_logged_once(
     devices.rmdir()
     devices.write_text("oops")
     assert [level for level, _ in poll(2)] == [logging.WARNING], "broken again: one more line"
+
+
+def test_device_strings_are_parsed_in_one_place() -> None:
+    assert parse_device("usb:0") == ("usb", 0)
+    assert parse_device("pci:12") == ("pci", 12)
+    for other in ("cpu", "auto", "usb", "usb:", "usb:x", "usb:-1", "pci:1 ", "tpu:0", "usb:\u0660"):
+        assert parse_device(other) is None, other
+    placeholder = EdgeTpu.unlisted("pci:1")
+    assert (placeholder.kind, placeholder.index, placeholder.path) == ("pci", 1, "")
+    assert placeholder.label == "Edge TPU PCIe 1"
+    with pytest.raises(ValueError, match="not an Edge TPU device string"):
+        EdgeTpu.unlisted("cpu")

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.coral_vision.engine.delegate import BackendInfo
-from custom_components.coral_vision.engine.dispatcher import Dispatcher
 from custom_components.coral_vision.engine.errors import (
     EdgeTpuModelOnCpuError,
     ExecutorClosedError,
     QueueFullError,
 )
-from custom_components.coral_vision.engine.executor import Executor
-from custom_components.coral_vision.engine.models import Model, load_model
+from custom_components.coral_vision.engine.inference.delegate import BackendInfo
+from custom_components.coral_vision.engine.inference.dispatcher import Dispatcher
+from custom_components.coral_vision.engine.inference.executor import Executor
+from custom_components.coral_vision.engine.models.model import Model, load_model
 
 from .test_executor import blocked_pool
 

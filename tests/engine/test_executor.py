@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.coral_vision.engine.delegate import BackendInfo
 from custom_components.coral_vision.engine.errors import (
     CoralVisionError,
     ExecutorClosedError,
@@ -23,10 +22,11 @@ from custom_components.coral_vision.engine.errors import (
     QueueFullError,
     RequestTimeoutError,
 )
-from custom_components.coral_vision.engine.executor import Executor
-from custom_components.coral_vision.engine.models import Model, load_model
+from custom_components.coral_vision.engine.inference.delegate import BackendInfo
+from custom_components.coral_vision.engine.inference.executor import Executor
+from custom_components.coral_vision.engine.inference.stats import percentile
+from custom_components.coral_vision.engine.models.model import Model, load_model
 from custom_components.coral_vision.engine.results import FrameResult
-from custom_components.coral_vision.engine.stats import percentile
 
 # Generous: only there so that a bug fails the test instead of hanging it.
 WAIT_S = 60.0

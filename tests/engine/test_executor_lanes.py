@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from custom_components.coral_vision.engine.errors import QueueFullError
-from custom_components.coral_vision.engine.executor import Executor
-from custom_components.coral_vision.engine.models import Model, load_model
+from custom_components.coral_vision.engine.inference.executor import Executor
+from custom_components.coral_vision.engine.models.model import Model, load_model
 from custom_components.coral_vision.engine.results import FrameResult
 
 from .test_executor import blocked_pool

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from custom_components.coral_vision.engine.delegate import BackendInfo
-from custom_components.coral_vision.engine.devices import EdgeTpu, list_edge_tpus
 from custom_components.coral_vision.engine.errors import (
     DelegateError,
     ExecutorClosedError,
     InferenceError,
 )
-from custom_components.coral_vision.engine.executor import Executor
-from custom_components.coral_vision.engine.models import Model, load_model
+from custom_components.coral_vision.engine.inference.delegate import BackendInfo
+from custom_components.coral_vision.engine.inference.devices import EdgeTpu, list_edge_tpus
+from custom_components.coral_vision.engine.inference.executor import Executor
+from custom_components.coral_vision.engine.models.model import Model, load_model
 from custom_components.coral_vision.engine.runtime import Runtime, load_runtime
 
 from .fakes import FakeEdgeTpu, make_usb_tpu
@@ -216,8 +216,8 @@ def test_compiled_model_without_twin_fails_clearly_until_the_tpu_returns(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from custom_components.coral_vision.engine import executor as executor_module
     from custom_components.coral_vision.engine.errors import EdgeTpuModelOnCpuError
+    from custom_components.coral_vision.engine.inference import lifecycle as executor_module
 
     monkeypatch.setattr(executor_module, "REOPEN_INTERVAL_S", 0.0)
     photo = image_bytes["cat.bmp"]

@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 
-from custom_components.coral_vision.engine import executor as executor_module
-from custom_components.coral_vision.engine.delegate import BackendInfo, FallbackReason
-from custom_components.coral_vision.engine.devices import EdgeTpu, list_edge_tpus
 from custom_components.coral_vision.engine.errors import (
     DelegateError,
     ExecutorClosedError,
     InferenceError,
     RequestTimeoutError,
 )
-from custom_components.coral_vision.engine.executor import Executor, pool_size
-from custom_components.coral_vision.engine.models import Model, load_model
+from custom_components.coral_vision.engine.inference import lifecycle as executor_module
+from custom_components.coral_vision.engine.inference.delegate import BackendInfo, FallbackReason
+from custom_components.coral_vision.engine.inference.devices import EdgeTpu, list_edge_tpus
+from custom_components.coral_vision.engine.inference.executor import Executor
+from custom_components.coral_vision.engine.inference.preparation import pool_size
+from custom_components.coral_vision.engine.models.model import Model, load_model
 from custom_components.coral_vision.engine.results import FrameResult
 from custom_components.coral_vision.engine.runtime import load_runtime
 

@@ -18,16 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.coral_vision.engine import flatbuffer, labels, models
 from custom_components.coral_vision.engine.errors import LabelsError, ModelError
-from custom_components.coral_vision.engine.flatbuffer import (
+from custom_components.coral_vision.engine.models import flatbuffer, labels
+from custom_components.coral_vision.engine.models import model as models
+from custom_components.coral_vision.engine.models.flatbuffer import (
     BUILTIN_OPERATORS,
     TENSOR_TYPES,
     parse_model,
 )
-from custom_components.coral_vision.engine.inspect import inspect_model
-from custom_components.coral_vision.engine.labels import load_labels
-from custom_components.coral_vision.engine.models import load_model
+from custom_components.coral_vision.engine.models.inspect import inspect_model
+from custom_components.coral_vision.engine.models.labels import load_labels
+from custom_components.coral_vision.engine.models.model import load_model
 
 from .hostile import HALF_MB, MODEL_CASES, Parts, build, hostile_model, hostile_models
 
@@ -56,8 +57,8 @@ package.__path__ = [repo + "/custom_components/coral_vision"]
 sys.modules["custom_components.coral_vision"] = package
 from pathlib import Path
 from custom_components.coral_vision.engine.errors import CoralVisionError
-from custom_components.coral_vision.engine.inspect import inspect_model
-from custom_components.coral_vision.engine.models import load_model
+from custom_components.coral_vision.engine.models.inspect import inspect_model
+from custom_components.coral_vision.engine.models.model import load_model
 from custom_components.coral_vision.engine.runtime import load_runtime
 
 load_runtime()  # the interpreter's libraries are mapped before the limit

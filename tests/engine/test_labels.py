@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.coral_vision.engine import labels as labels_module
 from custom_components.coral_vision.engine.errors import LabelsError
-from custom_components.coral_vision.engine.labels import (
+from custom_components.coral_vision.engine.models import labels as labels_module
+from custom_components.coral_vision.engine.models.labels import (
     Labels,
     labels_from_metadata,
     load_labels,

@@ -19,21 +19,21 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
-from custom_components.coral_vision.engine.classify import get_classes
-from custom_components.coral_vision.engine.delegate import open_backend
 from custom_components.coral_vision.engine.errors import ModelError
-from custom_components.coral_vision.engine.inspect import ModelReport, inspect_model
-from custom_components.coral_vision.engine.labels import Labels
-from custom_components.coral_vision.engine.models import (
+from custom_components.coral_vision.engine.inference.delegate import open_backend
+from custom_components.coral_vision.engine.models.inspect import ModelReport, inspect_model
+from custom_components.coral_vision.engine.models.labels import Labels
+from custom_components.coral_vision.engine.models.model import (
     TF1_LAYOUT,
     DetectionLayout,
     InputSpec,
     Model,
     OutputSpec,
-    is_edgetpu_model,
+    describe_model,
     load_model,
 )
 from custom_components.coral_vision.engine.runtime import load_runtime
+from custom_components.coral_vision.engine.vision.classify import get_classes
 
 from .conftest import DETECT_DIR, classify_photo, detect_photo
 from .hostile import Parts, build
@@ -247,9 +247,10 @@ def test_small_crafted_models_that_load(models_dir: Path) -> None:
     assert "2 subgraphs: only the first one is checked" in two_graphs.warnings
     unknown = inspect_model(build(Parts(builtin=250)))
     assert dict(unknown.cpu_ops) == {"BUILTIN_250": 1}
-    assert is_edgetpu_model((models_dir / f"{SMALL[:-7]}_edgetpu.tflite").read_bytes())
-    assert not is_edgetpu_model((models_dir / SMALL).read_bytes())
-    assert not is_edgetpu_model(b"junk")
+    assert describe_model((models_dir / f"{SMALL[:-7]}_edgetpu.tflite").read_bytes()).edgetpu
+    assert not describe_model((models_dir / SMALL).read_bytes()).edgetpu
+    with pytest.raises(ModelError):
+        describe_model(b"junk")
 
 
 def no_subgraph(model: Any) -> None:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from custom_components.coral_vision.engine.errors import LabelsError, ModelError
-from custom_components.coral_vision.engine.inspect import inspect_model
-from custom_components.coral_vision.engine.labels import Labels
-from custom_components.coral_vision.engine.models import TF1_LAYOUT, Model, load_model
+from custom_components.coral_vision.engine.models.inspect import inspect_model
+from custom_components.coral_vision.engine.models.labels import Labels
+from custom_components.coral_vision.engine.models.model import TF1_LAYOUT, Model, load_model
 
 from .conftest import DETECT_DIR
 from .hostile import Parts, build, labels_zip

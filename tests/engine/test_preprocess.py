@@ -17,14 +17,14 @@ import pytest
 from PIL import EpsImagePlugin, Image, ImageOps, PngImagePlugin
 
 from custom_components.coral_vision.engine.errors import ImageError
-from custom_components.coral_vision.engine.models import InputSpec, Model
-from custom_components.coral_vision.engine.preprocess import (
+from custom_components.coral_vision.engine.models.model import InputSpec, Model
+from custom_components.coral_vision.engine.results import BBox
+from custom_components.coral_vision.engine.vision.preprocess import (
     MAX_IMAGE_BYTES,
     PreparedFrame,
     decode_image,
     prepare_frame,
 )
-from custom_components.coral_vision.engine.results import BBox
 
 ORIENTATION = 0x0112
 REPO = Path(__file__).resolve().parents[2]
@@ -317,8 +317,8 @@ package.__path__ = [sys.argv[1] + "/custom_components/coral_vision"]
 sys.modules["custom_components.coral_vision"] = package
 import numpy as np
 from custom_components.coral_vision.engine.errors import ImageError
-from custom_components.coral_vision.engine.models import InputSpec
-from custom_components.coral_vision.engine.preprocess import prepare_frame
+from custom_components.coral_vision.engine.models.model import InputSpec
+from custom_components.coral_vision.engine.vision.preprocess import prepare_frame
 data = open(sys.argv[2], "rb").read()
 spec = InputSpec(300, 300, 3, np.dtype(np.uint8), 0.0078125, 128, 0)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -83,7 +83,7 @@ def test_falls_back_to_tensorflow(fresh_cache: None, monkeypatch: pytest.MonkeyP
 
 def test_importing_the_engine_does_not_import_a_runtime() -> None:
     code = (
-        "import sys; import custom_components.coral_vision.engine as e; "
+        "import sys; import custom_components.coral_vision.engine.runtime as e; "
         "assert 'ai_edge_litert' not in sys.modules, 'runtime imported eagerly'; "
         "assert callable(e.load_runtime)"
     )

@@ -20,8 +20,9 @@ from pytest_homeassistant_custom_component.common import (
     setup_test_component_platform,
 )
 
-from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR, SUBENTRY_CAMERA
+from custom_components.coral_vision.const import DOMAIN, SUBENTRY_CAMERA
 from custom_components.coral_vision.engine.errors import RuntimeMissingError
+from custom_components.coral_vision.engine.models.download import MIRROR_ENV as ENV_MIRROR
 
 CAMERA = "camera.front_door"
 

@@ -15,9 +15,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.coral_vision.const import DOMAIN
 
 from .conftest import CAMERA, PhotoCamera
+from .helpers import IP, scan
 
 STRINGS = Path(__file__).parents[2] / "custom_components" / DOMAIN / "strings.json"
-IP = "image_processing.front_door"
 CALLS = 60
 WAIT_S = 120.0  # only there so that a call that never ends fails the test instead of hanging it
 
@@ -34,10 +34,6 @@ async def detect(hass: HomeAssistant) -> dict[str, Any] | HomeAssistantError:
     return dict(response)
 
 
-async def scan(hass: HomeAssistant) -> None:
-    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
-
-
 async def test_actions_never_starve_the_camera(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
@@ -46,7 +42,7 @@ async def test_actions_never_starve_the_camera(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     photo_camera.photo = images_dir / "grace_hopper.bmp"
-    await scan(hass)
+    await scan(hass, settle=False)
     assert int(hass.states.get(IP).state) >= 1
     photo_camera.photo = images_dir / "cat.bmp"  # the camera's next frame shows no one
     caplog.clear()
@@ -54,7 +50,9 @@ async def test_actions_never_starve_the_camera(
     half = [detect(hass) for _ in range(CALLS // 2)]
     rest = [detect(hass) for _ in range(CALLS - CALLS // 2)]
     # The camera's scan in the middle of the burst, its frame submitted among the actions'.
-    outcomes = await asyncio.wait_for(asyncio.gather(*half, scan(hass), *rest), WAIT_S)
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*half, scan(hass, settle=False), *rest), WAIT_S
+    )
     await hass.async_block_till_done()
 
     assert outcomes.pop(CALLS // 2) is None  # the scan

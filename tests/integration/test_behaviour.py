@@ -20,8 +20,8 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from .conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
+from .helpers import IP, scan
 
-IP = "image_processing.front_door"
 CAMERA_ENTITIES = (
     IP,
     "sensor.front_door_objects",
@@ -29,11 +29,6 @@ CAMERA_ENTITIES = (
     "image.front_door_last_detection",
 )  # and the event entity, off by default (no state)
 LOGGER = "custom_components.coral_vision"
-
-
-async def scan(hass: HomeAssistant) -> None:
-    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
-    await hass.async_block_till_done()
 
 
 async def retry_later(hass: HomeAssistant, seconds: float = 31) -> None:

@@ -24,19 +24,14 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 from custom_components.coral_vision.const import EVENT_CLEARED, EVENT_DETECTED
 
 from .conftest import PhotoCamera
+from .helpers import IP, scan
 
-IP = "image_processing.front_door"
 EVENT_ENTITY = "event.front_door_detection"
 
 
 @pytest.fixture
 def mock_recorder_before_hass(async_setup_recorder_instance: Any) -> None:
     """Let a test start the real recorder (`recorder_mock`), which must come before hass."""
-
-
-async def scan(hass: HomeAssistant) -> None:
-    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
-    await hass.async_block_till_done()
 
 
 async def enable_event_entity(hass: HomeAssistant, entry: MockConfigEntry) -> None:

@@ -22,8 +22,8 @@ from custom_components.coral_vision import processor
 from custom_components.coral_vision.const import EVENT_CLEARED, EVENT_DETECTED
 
 from .conftest import PhotoCamera, camera_subentry, cpu_entry
+from .helpers import IP, scan
 
-IP = "image_processing.front_door"
 PERSON = "binary_sensor.front_door_person_detected"
 # Grace Hopper fills the photo: SSD MobileNet v1 boxes her at about 91 % of the frame (0.71),
 # her feet (the box's bottom centre) at about (0.50, 0.98) of it.
@@ -56,11 +56,6 @@ async def load(hass: HomeAssistant, photo_camera: PhotoCamera) -> AsyncGenerator
     yield _load
     for entry in entries:
         await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-async def scan(hass: HomeAssistant) -> None:
-    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
     await hass.async_block_till_done()
 
 

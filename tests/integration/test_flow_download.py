@@ -22,7 +22,8 @@ from homeassistant.data_entry_flow import (
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.coral_vision import config_flow
-from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR
+from custom_components.coral_vision.const import DOMAIN
+from custom_components.coral_vision.engine.models.download import MIRROR_ENV as ENV_MIRROR
 
 from .conftest import cpu_entry
 from .test_config_flow import HANG, USB_TPU, closed_port, start_on, unreachable_catalog

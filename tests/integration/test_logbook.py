@@ -23,8 +23,8 @@ from custom_components.coral_vision.const import DOMAIN, EVENT_CLEARED, EVENT_DE
 from custom_components.coral_vision.logbook import async_describe_events
 
 from .conftest import PhotoCamera, camera_subentry, cpu_entry
+from .helpers import IP, scan
 
-IP = "image_processing.front_door"
 PERSON = "binary_sensor.front_door_person_detected"
 
 
@@ -52,11 +52,6 @@ async def person_entry(
     await hass.async_block_till_done()
     yield entry
     await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-async def scan(hass: HomeAssistant) -> None:
-    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
     await hass.async_block_till_done()
 
 

@@ -11,7 +11,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.coral_vision.const import DOMAIN, ENV_MIRROR
+from custom_components.coral_vision.const import DOMAIN
+from custom_components.coral_vision.engine.models.download import MIRROR_ENV as ENV_MIRROR
 
 from .conftest import cpu_entry
 

@@ -26,8 +26,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.coral_vision.const import DOMAIN
 
 from .conftest import CAMERA, PhotoCamera, camera_subentry
-
-IP = "image_processing.front_door"
+from .helpers import IP, scan
 
 
 def our_threads() -> list[str]:
@@ -37,11 +36,6 @@ def our_threads() -> list[str]:
 def all_threads() -> int:
     # Home Assistant's own executor grows on demand, up to its limit: leave it out.
     return sum(1 for t in threading.enumerate() if not t.name.startswith("SyncWorker"))
-
-
-async def scan(hass: HomeAssistant) -> None:
-    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
-    await hass.async_block_till_done()
 
 
 async def test_reloads_leave_no_threads(

@@ -13,14 +13,9 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from .conftest import PhotoCamera, camera_subentry, cpu_entry
+from .helpers import scan
 
-IP = "image_processing.front_door"
 PREFIX = "sensor.coral_vision_cpu_"
-
-
-async def scan(hass: HomeAssistant) -> None:
-    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
-    await hass.async_block_till_done()
 
 
 async def refresh(hass: HomeAssistant, later: timedelta = timedelta(0)) -> None:

@@ -19,7 +19,7 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 
 from custom_components.coral_vision.const import DOMAIN
-from custom_components.coral_vision.engine.preprocess import MAX_IMAGE_BYTES
+from custom_components.coral_vision.engine.vision.image_guard import MAX_IMAGE_BYTES
 
 from .conftest import CAMERA, PhotoCamera
 

@@ -24,9 +24,9 @@ from custom_components.coral_vision.const import DEFAULT_MIN_SCORE, DOMAIN, SUBE
 from custom_components.coral_vision.processor import CameraSettings
 
 from .conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
+from .helpers import IP, scan
 
 STRINGS = Path(__file__).parents[2] / "custom_components" / DOMAIN / "strings.json"
-IP = "image_processing.front_door"
 PERSON = "binary_sensor.front_door_person_detected"
 TIE = "binary_sensor.front_door_tie_detected"
 CAT = "binary_sensor.front_door_cat_detected"
@@ -79,11 +79,6 @@ async def submit(hass: HomeAssistant, result: Any, user_input: dict[str, Any]) -
 def defaults(result: Any) -> dict[str, Any]:
     """Each form field's default."""
     return {str(k): k.default() for k in result["data_schema"].schema if callable(k.default)}
-
-
-async def scan(hass: HomeAssistant) -> None:
-    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
-    await hass.async_block_till_done()
 
 
 async def test_add_camera_creates_its_entities(

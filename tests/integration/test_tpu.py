@@ -21,15 +21,15 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.coral_vision import accelerator, coordinator
 from custom_components.coral_vision.const import DOMAIN
-from custom_components.coral_vision.engine.devices import EdgeTpu
 from custom_components.coral_vision.engine.errors import DelegateError
-from custom_components.coral_vision.engine.executor import Executor
-from custom_components.coral_vision.engine.models import Model
+from custom_components.coral_vision.engine.inference.devices import EdgeTpu
+from custom_components.coral_vision.engine.inference.executor import Executor
+from custom_components.coral_vision.engine.models.model import Model
 from tests.engine.fakes import FakeEdgeTpu
 
 from .conftest import PhotoCamera, camera_subentry
+from .helpers import IP, scan
 
-IP = "image_processing.front_door"
 BACKEND = "sensor.coral_usb_0_backend"
 LOGGER = "custom_components.coral_vision"
 MODEL = "mobilenet_v1_025_128_imagenet"  # both variants are in the shared mirror
@@ -89,11 +89,6 @@ async def tpu_entry(
     await hass.async_block_till_done()
     yield entry
     await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-async def scan(hass: HomeAssistant) -> None:
-    await hass.services.async_call("image_processing", "scan", {"entity_id": IP}, blocking=True)
     await hass.async_block_till_done()
 
 

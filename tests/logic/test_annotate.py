@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageColor
 
-from custom_components.coral_vision.engine.annotate import (
+from custom_components.coral_vision.engine.errors import ImageError
+from custom_components.coral_vision.engine.results import BBox, Detection
+from custom_components.coral_vision.engine.vision.annotate import (
     Caption,
     annotate,
     caption_layout,
     label_colour,
     text_colour,
 )
-from custom_components.coral_vision.engine.errors import ImageError
-from custom_components.coral_vision.engine.results import BBox, Detection
 
 
 def test_boxes_are_drawn_in_the_labels_colour(images_dir: Path) -> None:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from custom_components.coral_vision.engine.filters import (
+from custom_components.coral_vision.engine.camera.filters import (
     MAX_REGION_POINTS,
     check_region,
     parse_region,

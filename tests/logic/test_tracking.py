@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from custom_components.coral_vision.engine.camera.tracking import ObjectTracker
 from custom_components.coral_vision.engine.results import BBox, Detection
-from custom_components.coral_vision.engine.tracking import ObjectTracker
 
 
 def det(label: str = "person", x: float = 100) -> Detection:

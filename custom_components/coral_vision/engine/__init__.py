@@ -1,73 +1,26 @@
-"""Coral Vision's inference engine: find Edge TPUs, load models, run frames, decode results."""
+"""Coral Vision's inference engine: find Edge TPUs, load models, run frames, decode results.
 
-from __future__ import annotations
+A library with no Home Assistant in it; its modules import each other only relatively.
+Importing this package (or a sub-package) is cheap: numpy and Pillow load with the module
+that needs them, so a missing runtime can always be reported.
 
-from .classify import get_classes
-from .delegate import Backend, BackendInfo, FallbackReason, edgetpu_library, open_backend
-from .detect import decode_outputs, get_detections
-from .devices import EdgeTpu, list_edge_tpus, read_temperature
-from .errors import (
-    CoralVisionError,
-    DelegateError,
-    EdgeTpuModelOnCpuError,
-    ExecutorClosedError,
-    FrameSupersededError,
-    ImageError,
-    InferenceError,
-    LabelsError,
-    ModelError,
-    QueueFullError,
-    RequestTimeoutError,
-    RuntimeMissingError,
-)
-from .labels import Labels, labels_from_metadata, load_labels, parse_labels
-from .models import DetectionLayout, InputSpec, Model, OutputSpec, load_model
-from .preprocess import PreparedFrame, ResizeMode, decode_image, prepare_frame
-from .results import BBox, Classification, Detection, FrameResult, Task
-from .runtime import Runtime, load_runtime
+The map, each layer using only the ones above it:
 
-__all__ = [
-    "BBox",
-    "Backend",
-    "BackendInfo",
-    "Classification",
-    "CoralVisionError",
-    "DelegateError",
-    "Detection",
-    "DetectionLayout",
-    "EdgeTpu",
-    "EdgeTpuModelOnCpuError",
-    "ExecutorClosedError",
-    "FallbackReason",
-    "FrameResult",
-    "FrameSupersededError",
-    "ImageError",
-    "InferenceError",
-    "InputSpec",
-    "Labels",
-    "LabelsError",
-    "Model",
-    "ModelError",
-    "OutputSpec",
-    "PreparedFrame",
-    "QueueFullError",
-    "RequestTimeoutError",
-    "ResizeMode",
-    "Runtime",
-    "RuntimeMissingError",
-    "Task",
-    "decode_image",
-    "decode_outputs",
-    "edgetpu_library",
-    "get_classes",
-    "get_detections",
-    "labels_from_metadata",
-    "list_edge_tpus",
-    "load_labels",
-    "load_model",
-    "load_runtime",
-    "open_backend",
-    "parse_labels",
-    "prepare_frame",
-    "read_temperature",
-]
+- `errors`: the error types every layer raises.
+- `results`: the result types every layer passes on (boxes, detections, a frame's outcome).
+- `runtime`: which TFLite interpreter package is installed.
+- `models/`: the model files.
+  `flatbuffer` (the one bounded .tflite reader), `model` (describe and load a model),
+  `labels`, `catalog` (+ `catalog.json`), `store` (the models folder), `download`
+  (catalog models) and `links` (a user's URL), `inspect` (the model check).
+- `vision/`: frames in, results out.
+  `image_guard` (image headers checked before decoding), `preprocess` (decode and resize),
+  `detect` (the SSD decoder), `classify` and `annotate` (boxes drawn).
+- `inference/`: running models on a device.
+  `devices` (Edge TPUs found), `delegate` (a backend: the Edge TPU or the CPU fallback),
+  `executor` (one device's request queue and worker), `dispatcher` (several executors),
+  `stats`.
+- `camera/`: a camera's logic over results.
+  `filters` (labels, scores, areas, region), `tracking` (confirmation across frames).
+- `cli`: the command line, at the edge: nothing in the engine imports it.
+"""

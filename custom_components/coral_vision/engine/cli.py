@@ -7,7 +7,7 @@ scripts/coral-vision):
   coral-vision classify --model M [--labels L] [--top-k K] [--threshold T] IMAGE...
   coral-vision detect --model M [--labels L] [--threshold T] [--top-k K] IMAGE...
   coral-vision bench --model M [--image I] [--frames N] [--sources S]
-  coral-vision inspect MODEL ...      (provided by engine/inspect.py when present)
+  coral-vision inspect MODEL [--labels FILE] [--json]   (a file or a model URL)
 
 Every command but devices takes --device (auto: the first Edge TPU, else the CPU; cpu; usb:N;
 pci:N), --cpu-model (the CPU version of an *_edgetpu.tflite model) and --num-threads.
@@ -33,13 +33,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import io
 import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -47,16 +46,20 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+import aiohttp
 from PIL import Image
 
-from .delegate import BackendInfo
-from .devices import EdgeTpu, list_edge_tpus
-from .errors import CoralVisionError, ImageError
-from .executor import Executor, pool_size
-from .models import Model, load_model
-from .preprocess import MAX_IMAGE_BYTES
+from .errors import CoralVisionError, DownloadError, ImageError, ModelError
+from .inference.delegate import BackendInfo
+from .inference.devices import EdgeTpu, list_edge_tpus, parse_device
+from .inference.executor import Executor
+from .inference.preparation import pool_size
+from .inference.stats import percentile
+from .models.inspect import ModelReport, format_report, inspect_model
+from .models.links import fetch_model
+from .models.model import Model, load_model
 from .results import FrameResult
-from .stats import percentile
+from .vision.image_guard import MAX_IMAGE_BYTES
 
 PROG = "coral-vision"
 # Images in flight at once: enough to keep the accelerator busy while the pool decodes.
@@ -79,13 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["inspect"]:
-        # engine/inspect.py parses its own arguments.
+        # inspect parses its own arguments.
         with _native_stderr_silenced():
-            try:
-                return run_inspect(arguments[1:])
-            except UsageError as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 2
+            return run_inspect(arguments[1:])
     try:
         args = build_parser().parse_args(arguments)
     except UsageError as err:
@@ -160,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser(
         "inspect", add_help=False, help="check a model: task, inputs, outputs, Edge TPU ops"
     )
-    # main() hands "inspect ..." to engine/inspect.py before parsing; listed here for --help.
+    # main() hands "inspect ..." to run_inspect before parsing; listed here for --help.
     inspect.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
@@ -233,24 +232,46 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_inspect(arguments: list[str]) -> int:
-    """Hand the arguments after "inspect" to engine/inspect.py's main(argv)."""
-    module = _inspect_module()
-    if module is None:
-        raise UsageError("inspect is not available in this version")
-    status = module.main(arguments)
-    return int(status or 0)
+def run_inspect(argv: list[str]) -> int:
+    """`inspect MODEL [--labels FILE] [--json]`: print the report; 0 if supported, 1 if not."""
+    args = list(argv)
+    if args[:1] == ["inspect"]:
+        args = args[1:]
+    parser = argparse.ArgumentParser(
+        prog="coral-vision inspect", description="Check a TensorFlow Lite model."
+    )
+    parser.add_argument("model", help="a .tflite file or a model URL (TF Hub, Kaggle, direct)")
+    parser.add_argument("--labels", type=Path, help="a labels file to check against the model")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    options = parser.parse_args(args)
+    try:
+        if options.model.startswith(("http://", "https://")):
+            report = _inspect_link(options.model, options.labels)
+        else:
+            report = inspect_model(Path(options.model), labels=options.labels)
+    except (ModelError, DownloadError) as err:
+        if options.json:
+            print(json.dumps({"supported": False, "error": str(err)}, indent=2))
+        else:
+            print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.as_dict(), indent=2) if options.json else format_report(report))
+    return 0 if report.supported else 1
+
+
+def _inspect_link(url: str, labels: Path | None) -> ModelReport:
+    """Download a model link into a temporary folder, check it there; nothing is kept."""
+    with tempfile.TemporaryDirectory(prefix="coral-vision-") as folder:
+        model = asyncio.run(_download(url, Path(folder)))
+        return inspect_model(model, labels=labels)
+
+
+async def _download(url: str, folder: Path) -> Path:
+    async with aiohttp.ClientSession() as session:
+        return await fetch_model(session, url, folder)
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _inspect_module() -> Any:
-    """Return engine/inspect.py when it exists (another part of the project provides it)."""
-    name = f"{__package__}.inspect"
-    if importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
 
 
 def _load(args: argparse.Namespace) -> Model:
@@ -268,7 +289,7 @@ def _pick_tpu(device: str) -> EdgeTpu | None:
     tpus = list_edge_tpus()
     if device == "auto":
         return tpus[0] if tpus else None
-    if not device.startswith(("usb:", "pci:")) or not device[4:].isdigit():
+    if parse_device(device) is None:
         raise UsageError(f"--device {device!r}: expected auto, cpu, usb:N or pci:N")
     for tpu in tpus:
         if tpu.device == device:

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import ModelError
+from ..models.model import TF1_LAYOUT, TF2_LAYOUT, DetectionLayout, Model
+from ..results import BBox, Classification, Detection
 from .classify import get_classes
-from .errors import ModelError
-from .models import TF1_LAYOUT, TF2_LAYOUT, DetectionLayout, Model
 from .preprocess import PreparedFrame
-from .results import BBox, Classification, Detection
 
 
 def get_detections(

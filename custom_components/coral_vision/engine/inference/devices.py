@@ -11,6 +11,8 @@ from typing import Literal
 # The USB Accelerator shows the first id until libedgetpu loads its firmware, then the second.
 USB_IDS = frozenset({("1a6e", "089a"), ("18d1", "9302")})
 _APEX = re.compile(r"^apex_(\d+)$")
+# libedgetpu's device strings: "usb:0", "pci:1".
+_DEVICE = re.compile(r"^(usb|pci):(\d+)$", re.ASCII)
 
 _LOGGER = logging.getLogger(__name__)
 # Folders whose listing failed and was logged: polls log nothing more until they work again.
@@ -33,6 +35,21 @@ class EdgeTpu:
     def label(self) -> str:
         """A name for people, e.g. "Edge TPU USB 0"."""
         return f"Edge TPU {'USB' if self.kind == 'usb' else 'PCIe'} {self.index}"
+
+    @classmethod
+    def unlisted(cls, device: str) -> EdgeTpu:
+        """The record of an Edge TPU by its device string, while it is not plugged in (no path)."""
+        parsed = parse_device(device)
+        if parsed is None:
+            raise ValueError(f"not an Edge TPU device string: {device!r}")
+        return cls(parsed[0], parsed[1], "", device)
+
+
+def parse_device(device: str) -> tuple[Literal["usb", "pci"], int] | None:
+    """The kind and index of an Edge TPU device string ("usb:0", "pci:1"); None for others."""
+    if (match := _DEVICE.match(device)) is None:
+        return None
+    return "usb" if match[1] == "usb" else "pci", int(match[2])
 
 
 def list_edge_tpus(sys_root: Path = Path("/sys"), dev_root: Path = Path("/dev")) -> list[EdgeTpu]:

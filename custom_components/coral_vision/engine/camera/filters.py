@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .results import Detection
+from ..results import Detection
 
 Point = tuple[float, float]
 
@@ -175,8 +175,3 @@ def _segments_meet(first: tuple[Point, Point], second: tuple[Point, Point]) -> b
 def _cross(o: Point, a: Point, b: Point) -> float:
     """The z of (a - o) x (b - o): positive when o, a, b turn left."""
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-
-def format_region(region: Sequence[Point]) -> str:
-    """The text form parse_region reads."""
-    return "; ".join(f"{x:g},{y:g}" for x, y in region)

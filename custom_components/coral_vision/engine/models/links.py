@@ -11,12 +11,10 @@ keeps the file or deletes it: nothing here decides that a download is a model.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import io
 import os
 import tarfile
-import tempfile
 import zlib
 from pathlib import Path
 from typing import IO
@@ -24,9 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from ..errors import DownloadError, ModelError
 from . import store
 from .download import MAX_DOWNLOAD_BYTES, Deadline, download_to_folder
-from .errors import DownloadError, ModelError
 
 # The download, and the model unpacked from an archive, may each be this large.
 MAX_LINK_BYTES = MAX_DOWNLOAD_BYTES
@@ -96,7 +94,7 @@ async def fetch_model(
     try:
         return await asyncio.to_thread(unpack_model, part, max_bytes=max_bytes)
     except BaseException:
-        _discard(part)
+        store.discard(part)
         raise
 
 
@@ -111,17 +109,14 @@ def unpack_model(path: Path, *, max_bytes: int = MAX_LINK_BYTES) -> Path:
         gzipped = head[:2] == b"\x1f\x8b"
         if not gzipped and head[257:262] != b"ustar":
             return path
-        fd, name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.stem}.", suffix=f".tflite{store.PART_SUFFIX}"
-        )
-        model = Path(name)
+        fd, model = store.part_file(path.parent, f"{path.stem}.tflite")
         try:
             with os.fdopen(fd, "wb") as out:
                 _extract_one(gzip.GzipFile(fileobj=raw) if gzipped else raw, out, max_bytes)
         except BaseException:
-            _discard(model)
+            store.discard(model)
             raise
-    _discard(path)
+    store.discard(path)
     return model
 
 
@@ -202,8 +197,3 @@ class _Bounded(io.RawIOBase):
 
 def _invalid(url: str, why: str) -> DownloadError:
     return DownloadError(f"{url.strip()!r} is not a usable model link: {why}", reason="invalid_url")
-
-
-def _discard(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
+from ..results import Detection
 from .preprocess import decode_image
-from .results import Detection
 
 # Distinct, readable colours; a label keeps its colour between frames.
 _PALETTE = ("#ff3b30", "#34c759", "#007aff", "#ffcc00", "#af52de", "#ff9500", "#5ac8fa", "#ff2d55")

@@ -13,12 +13,12 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
-from .errors import ModelError
+from ..errors import ModelError
 
 # A file (absolute, or relative to the models folder) -> names of the users referencing it.
 type References = Mapping[Path, Iterable[str]] | Mapping[str, Iterable[str]]
@@ -178,15 +178,44 @@ def _write_manifest(models_dir: Path, records: Mapping[str, FileRecord]) -> None
         for path, record in sorted(records.items())
     }
     text = json.dumps({"version": 1, "files": files}, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=models_dir, prefix=f".{MANIFEST_NAME}.", suffix=PART_SUFFIX)
+    write_atomically(models_dir / MANIFEST_NAME, lambda out: out.write(text.encode()), _accept)
+
+
+def part_file(folder: Path, name: str) -> tuple[int, Path]:
+    """A new hidden partial file for `name` in `folder` (swept once stale): its fd and path."""
+    fd, path = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=PART_SUFFIX)
+    return fd, Path(path)
+
+
+def discard(path: Path) -> None:
+    """Remove a file if it is there."""
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def write_atomically[T](
+    dest: Path, write: Callable[[IO[bytes]], object], check: Callable[[Path], T]
+) -> T:
+    """Write `dest` through a partial file beside it: written, synced, checked, renamed onto it.
+
+    Whatever fails (the writing, the check, the rename), nothing is left but the old `dest`.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, part = part_file(dest.parent, dest.name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, models_dir / MANIFEST_NAME)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        outcome = check(part)
+        os.replace(part, dest)
+        return outcome
+    finally:
+        discard(part)
+
+
+def _accept(_: Path) -> None:
+    """A check that takes any file."""
 
 
 def relative_path(models_dir: Path, path: Path | str) -> str:

@@ -10,16 +10,15 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ImageError
-from .image_guard import check_structure, orientation
-from .models import InputSpec
-from .results import BBox
+from ..errors import ImageError
+from ..models.model import InputSpec
+from ..results import BBox
+from .image_guard import MAX_IMAGE_BYTES, check_structure, orientation
 
 ResizeMode = Literal["stretch", "letterbox"]
 
-# Caps on an untrusted image: encoded bytes (checked before a file is read) and decoded pixels
-# (checked from the header, before any pixel is decoded), well below Pillow's bomb guard.
-MAX_IMAGE_BYTES = 64 * 1024 * 1024
+# A cap on decoded pixels (checked from the header, before any pixel is decoded), well below
+# Pillow's bomb guard.
 MAX_IMAGE_PIXELS = 40_000_000
 
 # Pillow's own default; used when something in the process switched Pillow's guard off.

@@ -10,24 +10,16 @@ Kaggle's public download API, a .tar.gz holding the .tflite) and GitHub ``blob``
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import hashlib
-import json
-import sys
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import aiohttp
-
-from .errors import DownloadError, LabelsError, ModelError
+from ..errors import LabelsError
 from .flatbuffer import Tensor
 from .labels import load_labels, sample, sample_names
-from .links import fetch_model
-from .models import (
+from .model import (
     EDGETPU_OP,
     DetectionLayout,
     ModelDescription,
@@ -43,24 +35,13 @@ _SHOWN_OPS = 10  # distinct CPU operators a report names before "and N more"
 
 
 @dataclass(frozen=True, slots=True)
-class TensorSummary:
-    """Shape, element type and (per-tensor) quantization of an input or output."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    scale: float | None
-    zero_point: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class ModelReport:
     """What the model check found; `task` is "unsupported" with a `reason` when it cannot run."""
 
     task: ModelKind
     reason: str | None
-    input: TensorSummary | None
-    outputs: tuple[TensorSummary, ...]
+    input: Tensor | None
+    outputs: tuple[Tensor, ...]
     input_size: tuple[int, int] | None  # width, height
     quantized: bool
     edgetpu_compiled: bool
@@ -117,7 +98,7 @@ class ModelReport:
         }
 
 
-def _tensor_dict(tensor: TensorSummary) -> dict[str, Any]:
+def _tensor_dict(tensor: Tensor) -> dict[str, Any]:
     return {
         "name": tensor.name,
         "shape": list(tensor.shape),
@@ -138,8 +119,8 @@ def _report(described: ModelDescription, data: bytes, labels_path: Path | None) 
     names = described.operators
     compiled = described.edgetpu
     cpu_names = [n for n in names if n != EDGETPU_OP]
-    inputs = [_summary(model.tensor(i)) for i in model.inputs]
-    outputs = tuple(_summary(model.tensor(i)) for i in model.outputs)
+    inputs = [model.tensor(i) for i in model.inputs]
+    outputs = tuple(model.tensor(i) for i in model.outputs)
     image = inputs[0] if len(inputs) == 1 else None
     task: ModelKind = "unsupported"
     if described.task is not None:
@@ -183,10 +164,6 @@ def _report(described: ModelDescription, data: bytes, labels_path: Path | None) 
         warnings=tuple(warnings),
         detection_layout=described.detection_layout,
     )
-
-
-def _summary(tensor: Tensor) -> TensorSummary:
-    return TensorSummary(tensor.name, tensor.shape, tensor.dtype, tensor.scale, tensor.zero_point)
 
 
 def _ops_text(names: list[str]) -> str:
@@ -249,42 +226,3 @@ def format_report(report: ModelReport) -> str:
     lines.append(f"size: {report.size} bytes, sha256 {report.sha256}")
     lines.extend(f"warning: {w}" for w in report.warnings)
     return "\n".join(lines)
-
-
-def main(argv: list[str]) -> int:
-    """`inspect MODEL [--labels FILE] [--json]`: print the report; 0 if supported, 1 if not."""
-    args = list(argv)
-    if args[:1] == ["inspect"]:
-        args = args[1:]
-    parser = argparse.ArgumentParser(
-        prog="coral-vision inspect", description="Check a TensorFlow Lite model."
-    )
-    parser.add_argument("model", help="a .tflite file or a model URL (TF Hub, Kaggle, direct)")
-    parser.add_argument("--labels", type=Path, help="a labels file to check against the model")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    options = parser.parse_args(args)
-    try:
-        if options.model.startswith(("http://", "https://")):
-            report = _inspect_link(options.model, options.labels)
-        else:
-            report = inspect_model(Path(options.model), labels=options.labels)
-    except (ModelError, DownloadError) as err:
-        if options.json:
-            print(json.dumps({"supported": False, "error": str(err)}, indent=2))
-        else:
-            print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(report.as_dict(), indent=2) if options.json else format_report(report))
-    return 0 if report.supported else 1
-
-
-def _inspect_link(url: str, labels: Path | None) -> ModelReport:
-    """Download a model link into a temporary folder, check it there; nothing is kept."""
-    with tempfile.TemporaryDirectory(prefix="coral-vision-") as folder:
-        model = asyncio.run(_download(url, Path(folder)))
-        return inspect_model(model, labels=labels)
-
-
-async def _download(url: str, folder: Path) -> Path:
-    async with aiohttp.ClientSession() as session:
-        return await fetch_model(session, url, folder)

@@ -7,15 +7,17 @@ import platform
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy.typing as npt
-
+from ..errors import DelegateError, EdgeTpuModelOnCpuError, InferenceError, ModelError
+from ..runtime import Runtime, load_runtime
 from .devices import EdgeTpu
-from .errors import DelegateError, EdgeTpuModelOnCpuError, InferenceError, ModelError
-from .models import Model
-from .preprocess import PreparedFrame
-from .runtime import Runtime, load_runtime
+
+if TYPE_CHECKING:  # numpy and Pillow load with the executor, not with the backend's types
+    import numpy.typing as npt
+
+    from ..models.model import Model
+    from ..vision.preprocess import PreparedFrame
 
 _LIBEDGETPU = {"Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 

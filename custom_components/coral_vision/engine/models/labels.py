@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import LabelsError
+from ..errors import LabelsError
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import LabelsError, ModelError
+from ..errors import LabelsError, ModelError
+from ..results import Task
+from ..runtime import Runtime, load_runtime
 from .flatbuffer import MAX_MODEL_BYTES, Tensor, TfliteModel, parse_model
 from .labels import Labels, load_labels, read_metadata_labels, sample
-from .results import Task
-from .runtime import Runtime, load_runtime
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -280,15 +280,6 @@ def labels_misfit(labels: Labels, num_classes: int | None) -> str | None:
             f"but the model outputs only {num_classes} classes"
         )
     return None
-
-
-def is_edgetpu_model(content: bytes) -> bool:
-    """Whether the model was compiled for the Edge TPU (False when it is not readable)."""
-    try:
-        parsed = parse_model(content)
-    except ModelError:
-        return False
-    return any(parsed.operator_name(op) == EDGETPU_OP for op in parsed.operators)
 
 
 def load_model(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from .errors import ModelError
+from ..errors import ModelError
 
 type CatalogTask = Literal["detection", "classification", "face_detection"]
 type Variant = Literal["cpu", "edgetpu"]

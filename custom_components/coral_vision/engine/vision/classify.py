@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import ModelError
-from .models import Model
-from .results import Classification
+from ..errors import ModelError
+from ..models.model import Model
+from ..results import Classification
 
 
 def get_classes(

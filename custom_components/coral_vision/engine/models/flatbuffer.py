@@ -16,7 +16,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import ModelError
+from ..errors import ModelError
 
 FILE_IDENTIFIER = b"TFL3"
 MAX_MODEL_BYTES = 512 * 1024 * 1024

@@ -8,12 +8,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from ..errors import ExecutorClosedError
+from ..models.model import Model
+from ..results import FrameResult
 from .delegate import BackendInfo
 from .devices import EdgeTpu
-from .errors import ExecutorClosedError
-from .executor import Executor, make_pool
-from .models import Model
-from .results import FrameResult
+from .executor import Executor
+from .preparation import make_pool
 from .stats import ExecutorStats
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import count
 
-from .results import Detection
+from ..results import Detection
 
 
 @dataclass(slots=True)

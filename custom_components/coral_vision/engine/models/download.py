@@ -11,12 +11,9 @@ first use).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,10 +23,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from ..errors import DownloadError
 from . import store
 from .catalog import CatalogEntry, ModelFile, Variant, is_edgetpu_kind, variant_for, variant_name
-from .errors import DownloadError
-from .flatbuffer import FILE_IDENTIFIER
+from .flatbuffer import has_identifier
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -153,29 +150,6 @@ async def ensure_model(
     )
 
 
-async def download_file(
-    session: aiohttp.ClientSession,
-    url: str,
-    dest: Path,
-    *,
-    sha256: str | None = None,
-    size: int | None = None,
-    member: str | None = None,
-    progress: Progress | None = None,
-    deadline: Deadline = DEFAULT_DEADLINE,
-) -> tuple[str, int]:
-    """Fetch one URL (or one ZIP member of it) to `dest`, verified; returns (sha256, size)."""
-    meter = _Meter(progress, {dest.name: size}, deadline)
-    expected = _Expected(sha256, size)
-    if member is None:
-        return await _fetch_into(session, url, dest, expected, meter, dest.name)
-    archive = await _stream(session, url, dest.parent, meter, dest.name)
-    try:
-        return await _to_disk(_extract_and_install, archive, member, dest, expected, url)
-    finally:
-        _discard(archive)
-
-
 async def download_to_folder(
     session: aiohttp.ClientSession,
     url: str,
@@ -186,7 +160,10 @@ async def download_to_folder(
 ) -> Path:
     """Stream a URL into a new hidden partial file in `folder`; the caller keeps or removes it."""
     meter = _Meter(None, {}, deadline)
-    name = Path(urlsplit(url).path).name or "download"
+    try:
+        name = Path(urlsplit(url).path).name or "download"
+    except ValueError:  # the request says why the address is bad
+        name = "download"
     return await _stream(session, url, folder, meter, name, max_bytes=max_bytes)
 
 
@@ -325,7 +302,7 @@ async def _from_upstream(
                 )
                 result[file.path] = (sha256, size, "upstream")
         finally:
-            _discard(archive)
+            store.discard(archive)
     return result
 
 
@@ -342,7 +319,7 @@ async def _fetch_into(
     try:
         return await _to_disk(_install, part, dest, expected, url)
     finally:
-        _discard(part)
+        store.discard(part)
 
 
 async def _stream(
@@ -356,10 +333,7 @@ async def _stream(
 ) -> Path:
     """Download `url` into a new partial file in `folder`; remove it on any failure."""
     await _to_disk(folder.mkdir, parents=True, exist_ok=True)
-    fd, name = await _to_disk(
-        tempfile.mkstemp, dir=folder, prefix=f".{Path(key).name}.", suffix=store.PART_SUFFIX
-    )
-    part = Path(name)
+    fd, part = await _to_disk(store.part_file, folder, Path(key).name)
     handle = os.fdopen(fd, "wb")
     try:
         await _receive(session, url, handle, meter, key, max_bytes)
@@ -367,7 +341,7 @@ async def _stream(
     except BaseException:
         # Also on cancellation: nothing half-written may stay behind.
         handle.close()
-        _discard(part)
+        store.discard(part)
         meter.reset(key)
         raise
     return part
@@ -454,20 +428,21 @@ def _close(handle: IO[bytes]) -> None:
     handle.close()
 
 
-def _discard(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()
-
-
 def _hash_file(path: Path) -> tuple[str, int]:
     return store.sha256_file(path), path.stat().st_size
 
 
 def _install(part: Path, dest: Path, expected: _Expected, source: str) -> tuple[str, int]:
     """Verify a complete partial file and rename it onto `dest`."""
+    checked = _checked(part, dest, expected, source)
+    os.replace(part, dest)
+    return checked
+
+
+def _checked(part: Path, dest: Path, expected: _Expected, source: str) -> tuple[str, int]:
+    """The sha256 and size of a partial file for `dest`, verified against what is expected."""
     sha256, size = _hash_file(part)
     _verify(part, dest, sha256, size, expected, source)
-    os.replace(part, dest)
     return sha256, size
 
 
@@ -490,7 +465,7 @@ def _verify(
     if dest.suffix == ".tflite":
         with part.open("rb") as handle:
             head = handle.read(8)
-        if head[4:8] != FILE_IDENTIFIER:
+        if not has_identifier(head):
             raise DownloadError(
                 f"{source}: {dest.name} is not a TensorFlow Lite model (no TFL3 identifier)",
                 reason="not_tflite",
@@ -499,57 +474,50 @@ def _verify(
 
 
 def _copy_and_install(source: Path, dest: Path, expected: _Expected) -> tuple[str, int]:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=store.PART_SUFFIX)
-    os.close(fd)
-    part = Path(name)
-    try:
-        shutil.copyfile(source, part)
-        return _install(part, dest, expected, str(source))
-    finally:
-        _discard(part)
+    def copy(out: IO[bytes]) -> None:
+        with source.open("rb") as data:
+            shutil.copyfileobj(data, out, _CHUNK)
+
+    return store.write_atomically(
+        dest, copy, lambda part: _checked(part, dest, expected, str(source))
+    )
 
 
 def _extract_and_install(
     archive: Path, member: str, dest: Path, expected: _Expected, url: str
 ) -> tuple[str, int]:
     """Extract one ZIP member next to `dest`, verify it and rename it into place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=store.PART_SUFFIX)
-    part = Path(name)
+    return store.write_atomically(
+        dest,
+        lambda out: _extract_member(archive, member, out, url),
+        lambda part: _checked(part, dest, expected, url),
+    )
+
+
+def _extract_member(archive: Path, member: str, out: IO[bytes], url: str) -> None:
+    """Copy one ZIP member to `out`, within the download size cap."""
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with zipfile.ZipFile(archive) as bundle:
-                    info = _find_member(bundle, member)
-                    if info is None:
-                        raise DownloadError(
-                            f"{url}: the archive has no {member}", reason="archive", url=url
-                        )
-                    if info.file_size > MAX_DOWNLOAD_BYTES:
+        with zipfile.ZipFile(archive) as bundle:
+            info = _find_member(bundle, member)
+            if info is None:
+                raise DownloadError(
+                    f"{url}: the archive has no {member}", reason="archive", url=url
+                )
+            if info.file_size > MAX_DOWNLOAD_BYTES:
+                raise DownloadError(f"{url}: {member} is too large", reason="too_large", url=url)
+            written = 0
+            with bundle.open(info) as stream:
+                while chunk := stream.read(_CHUNK):
+                    written += len(chunk)
+                    if written > MAX_DOWNLOAD_BYTES:
                         raise DownloadError(
                             f"{url}: {member} is too large", reason="too_large", url=url
                         )
-                    digest = hashlib.sha256()
-                    written = 0
-                    with bundle.open(info) as stream:
-                        while chunk := stream.read(_CHUNK):
-                            written += len(chunk)
-                            if written > MAX_DOWNLOAD_BYTES:
-                                raise DownloadError(
-                                    f"{url}: {member} is too large", reason="too_large", url=url
-                                )
-                            digest.update(chunk)
-                            out.write(chunk)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
-                raise DownloadError(
-                    f"{url}: not a readable ZIP archive ({err})", reason="archive", url=url
-                ) from err
-            out.flush()
-            os.fsync(out.fileno())
-        return _install(part, dest, expected, url)
-    finally:
-        _discard(part)
+                    out.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
+        raise DownloadError(
+            f"{url}: not a readable ZIP archive ({err})", reason="archive", url=url
+        ) from err
 
 
 def _find_member(bundle: zipfile.ZipFile, member: str) -> zipfile.ZipInfo | None:

@@ -14,7 +14,10 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ImageError
+from ..errors import ImageError
+
+# A cap on an untrusted image's encoded bytes, checked before a file is read.
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_PNG_CHUNKS = 50_000  # Pillow spends ~5 µs on each, even an empty one

@@ -1,0 +1,1 @@
+"""A camera's logic over results: filters, regions and tracking."""

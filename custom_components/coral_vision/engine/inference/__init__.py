@@ -1,0 +1,1 @@
+"""Running models on a device: Edge TPUs, backends, executors, their pool and statistics."""

@@ -1,0 +1,1 @@
+"""Model files: read, describe, label, catalog, store, download and check them."""

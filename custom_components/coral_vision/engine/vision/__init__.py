@@ -1,0 +1,1 @@
+"""Frames in, results out: image checks, pre-processing, decoders and annotation."""

@@ -1,0 +1,89 @@
+"""The engine's layout: sub-packages that import each other without a cycle, and a cheap import."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+REPO = Path(__file__).parents[2]
+ENGINE = REPO / "custom_components" / "coral_vision" / "engine"
+
+
+def _part(module: tuple[str, ...]) -> str:
+    """The layer a module belongs to: its sub-package, or the top-level module itself."""
+    return module[0] if module else "__init__"
+
+
+def _imports(path: Path) -> list[tuple[str, ...]]:
+    """The engine modules a file imports (TYPE_CHECKING ones too), as paths inside the engine."""
+    own = path.relative_to(ENGINE).with_suffix("").parts
+    package = own[:-1]
+    found: list[tuple[str, ...]] = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            assert not any("coral_vision" in alias.name for alias in node.names), path
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        assert node.level > 0 or "coral_vision" not in (node.module or ""), (
+            f"{path}: the engine imports itself relatively"
+        )
+        if node.level == 0:
+            continue
+        base = package[: len(package) - (node.level - 1)]
+        target = (*base, *(node.module.split(".") if node.module else ()))
+        if node.module is None:  # from . import store
+            found.extend((*target, alias.name) for alias in node.names)
+        else:
+            found.append(target)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in ENGINE.rglob("*.py"):
+        source = _part(path.relative_to(ENGINE).with_suffix("").parts)
+        edges = graph.setdefault(source, set())
+        edges.update(_part(t) for t in _imports(path) if _part(t) != source)
+    return graph
+
+
+def test_engine_layers_import_each_other_without_a_cycle() -> None:
+    graph = _graph()
+    assert {"models", "vision", "inference", "camera", "cli"} <= graph.keys()
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as err:  # pragma: no cover - the failure message
+        raise AssertionError(f"engine sub-packages import in a cycle: {err.args[1]}") from err
+    assert order.index("models") < order.index("vision") < order.index("inference")
+
+
+def test_nothing_in_the_engine_imports_its_edges() -> None:
+    importers = [part for part, edges in _graph().items() if "cli" in edges]
+    assert importers == []
+
+
+def test_the_engine_never_imports_home_assistant() -> None:
+    for path in ENGINE.rglob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not any(name.startswith("homeassistant") for name in names), path
+
+
+def test_importing_the_integration_loads_neither_numpy_nor_pillow() -> None:
+    code = (
+        "import sys\n"
+        "import custom_components.coral_vision\n"
+        "import custom_components.coral_vision.engine\n"
+        "import custom_components.coral_vision.engine.models\n"
+        "import custom_components.coral_vision.engine.inference\n"
+        "loaded = [m for m in ('numpy', 'PIL') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
