@@ -18,14 +18,15 @@ from homeassistant.helpers.entity_component import DATA_INSTANCES
 from homeassistant.helpers.typing import ConfigType
 
 from .accelerator import (
-    CoralVisionConfigEntry,
+    Accelerator,
     async_close_accelerator,
-    async_load_models,
     async_open_accelerator,
 )
 from .const import CONF_MIRROR, DOMAIN, SUBENTRY_CAMERA
 from .coordinator import AcceleratorCoordinator
+from .data import CoralVisionConfigEntry, CoralVisionData
 from .engine.errors import CoralVisionError, DownloadError
+from .models import async_load_models
 from .processor import CameraProcessor, CameraSettings
 from .runtime_support import async_ensure_runtime
 from .services import async_setup_services
@@ -64,10 +65,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) 
             translation_key="model_failed",
             translation_placeholders={"error": str(err)},
         ) from err
-    entry.runtime_data = accelerator
     cameras = _cameras(entry)  # what the processors are built from, before any await
     try:
-        await _async_start(hass, entry)
+        await _async_start(hass, entry, accelerator)
     except BaseException:
         await async_close_accelerator(hass, accelerator)
         raise
@@ -119,7 +119,7 @@ def _async_close_on_stop(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> 
         listening.clear()
         for processor in entry.runtime_data.processors.values():
             processor.async_stop()
-        await async_close_accelerator(hass, entry.runtime_data)
+        await async_close_accelerator(hass, entry.runtime_data.accelerator)
 
     listening.append(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_close))
 
@@ -132,22 +132,27 @@ def _async_close_on_stop(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> 
     return _async_remove
 
 
-async def _async_start(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> None:
+async def _async_start(
+    hass: HomeAssistant, entry: CoralVisionConfigEntry, accelerator: Accelerator
+) -> None:
     """Create the cameras' processors, the statistics and the entities, then start scanning."""
-    accelerator = entry.runtime_data
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type != SUBENTRY_CAMERA:
-            continue
-        settings = CameraSettings.from_data(subentry.data)
-        accelerator.processors[subentry.subentry_id] = CameraProcessor(
-            hass, accelerator, subentry.subentry_id, subentry.title, settings
+    processors = {
+        subentry.subentry_id: CameraProcessor(
+            hass,
+            accelerator,
+            subentry.subentry_id,
+            subentry.title,
+            CameraSettings.from_data(subentry.data),
         )
-    coordinator = AcceleratorCoordinator(hass, accelerator)
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_CAMERA
+    }
+    coordinator = AcceleratorCoordinator(hass, entry, accelerator)
     await coordinator.async_config_entry_first_refresh()
-    accelerator.coordinator = coordinator
+    entry.runtime_data = CoralVisionData(accelerator, coordinator, processors)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await hass.data[DATA_INSTANCES][IMAGE_PROCESSING].async_setup_entry(entry)
-    for processor in accelerator.processors.values():
+    for processor in processors.values():
         processor.async_start()
         entry.async_on_unload(processor.async_stop)
 
@@ -160,5 +165,5 @@ async def async_unload_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry)
     component = hass.data[DATA_INSTANCES][IMAGE_PROCESSING]
     unloaded &= bool(await component.async_unload_entry(entry))
     if unloaded:
-        await async_close_accelerator(hass, entry.runtime_data)
+        await async_close_accelerator(hass, entry.runtime_data.accelerator)
     return unloaded

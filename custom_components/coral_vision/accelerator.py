@@ -1,48 +1,26 @@
-"""One accelerator's engine objects: its model, its executor and its backend state."""
+"""One open accelerator: its executor on a device, opened, closed, and its backend's changes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
-from .const import (
-    CONF_DEVICE,
-    CONF_LABELS_PATH,
-    CONF_MODEL,
-    CONF_MODEL_PATH,
-    DEVICE_CPU,
-    DOMAIN,
-    LOGGER,
-    MODEL_CUSTOM,
-)
+from .const import CONF_DEVICE, DEVICE_CPU, DOMAIN, LOGGER
 from .engine.errors import CoralVisionError
 from .engine.inference.delegate import BackendInfo, FallbackReason
-from .engine.inference.devices import EdgeTpu, list_edge_tpus, parse_device
-from .engine.models.catalog import CatalogEntry, load_catalog
-from .engine.models.download import Progress, ensure_model, files_for, mirror_from_env
-from .engine.models.store import sha256_file
+from .engine.inference.devices import EdgeTpu, list_edge_tpus
 
 if TYPE_CHECKING:  # numpy and Pillow load when an accelerator is set up, not with the package
-    from .coordinator import AcceleratorCoordinator
     from .engine.inference.executor import Executor
     from .engine.models.model import Model
-    from .processor import CameraProcessor
 
 ISSUE_TPU_FALLBACK = "tpu_fallback_{entry_id}"
-
-# Default models: the CPU one ships in TensorFlow's zip (and in the shared offline mirror); the
-# Edge TPU one is Coral's compiled SSD MobileNet v2.
-DEFAULT_MODEL = {"cpu": "tf_coco_ssd_mobilenet_v1", "edgetpu": "ssd_mobilenet_v2_coco"}
 
 # Fallbacks that trying the Edge TPU again cannot fix while Home Assistant runs.
 PERMANENT_FALLBACKS = frozenset(
@@ -50,22 +28,6 @@ PERMANENT_FALLBACKS = frozenset(
 )
 # Fallbacks the executor ends by itself (a hung TPU: when its stuck call returns).
 SELF_RETRIED = frozenset({FallbackReason.HUNG})
-
-
-def device_kind(device: str) -> str:
-    """The catalog's device kind for a device string: "cpu", "usb" or "pci"."""
-    parsed = parse_device(device)
-    return device if parsed is None else parsed[0]
-
-
-def default_model(device: str) -> str:
-    """The default detection model for a device."""
-    return DEFAULT_MODEL["cpu" if device == DEVICE_CPU else "edgetpu"]
-
-
-def models_dir(hass: HomeAssistant) -> Path:
-    """Where downloaded models are kept."""
-    return Path(hass.config.path(DOMAIN, "models"))
 
 
 def listed_tpu(device: str) -> EdgeTpu | None:
@@ -82,114 +44,9 @@ def find_tpu(device: str) -> EdgeTpu | None:
     return EdgeTpu.unlisted(device)
 
 
-def load_model(source: Path, *, labels: Path | None = None, name: str | None = None) -> Model:
-    """Read and check a model (in a worker: the engine's model reader brings numpy with it)."""
-    from .engine.models.model import load_model as read_model  # noqa: PLC0415
-
-    return read_model(source, labels=labels, name=name)
-
-
-async def async_load_models(
-    hass: HomeAssistant,
-    data: Mapping[str, Any],
-    progress: Progress | None = None,
-    *,
-    mirror: str | None = None,
-) -> tuple[Model, Model | None]:
-    """Resolve and load an entry's model (and its CPU twin for a compiled model).
-
-    Catalog files come from `mirror` (the entry's option), else $CORAL_VISION_MIRROR, before
-    their upstream URLs.
-    """
-    device = data[CONF_DEVICE]
-    choice = data.get(CONF_MODEL) or default_model(device)
-    if choice == MODEL_CUSTOM:
-        await _async_check_user_files(hass, data)
-        labels = data.get(CONF_LABELS_PATH) or None
-        model = await hass.async_add_executor_job(
-            lambda: load_model(Path(data[CONF_MODEL_PATH]), labels=Path(labels) if labels else None)
-        )
-        return model, None
-    catalog = await hass.async_add_executor_job(load_catalog)
-    entry = catalog[choice]
-    local = await ensure_model(
-        async_get_clientsession(hass),
-        entry,
-        device_kind(device),
-        models_dir(hass),
-        mirror=mirror or mirror_from_env() or None,
-        progress=progress,
-    )
-
-    def load() -> tuple[Model, Model | None]:
-        model = load_model(local.model, labels=local.labels, name=entry.name)
-        twin = (
-            load_model(local.cpu_twin, labels=local.labels, name=entry.name)
-            if local.cpu_twin
-            else None
-        )
-        return model, twin
-
-    return await hass.async_add_executor_job(load)
-
-
-async def _async_check_user_files(hass: HomeAssistant, data: Mapping[str, Any]) -> None:
-    """Refuse a custom model or labels file no longer in an allowed folder (the allowlist changed)."""
-    for key in (CONF_MODEL_PATH, CONF_LABELS_PATH):
-        if (path := data.get(key)) and not await hass.async_add_executor_job(
-            user_file_allowed, hass, path
-        ):
-            raise ConfigEntryError(
-                translation_domain=DOMAIN,
-                translation_key="model_not_allowed",
-                translation_placeholders={"path": path},
-            )
-
-
-def user_file_allowed(hass: HomeAssistant, path: str) -> bool:
-    """Whether a user's file is in our models folder or an allowed one (blocking: it resolves)."""
-    try:
-        if Path(path).resolve().is_relative_to(models_dir(hass).resolve()):
-            return True
-        return hass.config.is_allowed_path(path)
-    except (OSError, RuntimeError, ValueError):
-        return False
-
-
-def store_user_model(folder: Path, url: str, part: Path) -> Path:
-    """Move a checked model download to <models>/custom/<name>-<hash>.tflite; its new path."""
-    stem = "".join(
-        c if c.isalnum() or c in "-_." else "_" for c in PurePosixPath(urlsplit(url).path).stem
-    )
-    target = folder / "custom" / f"{stem or 'model'}-{sha256_file(part)[:12]}.tflite"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part.replace(target)
-    return target
-
-
-def model_references(
-    hass: HomeAssistant, catalog: Mapping[str, CatalogEntry]
-) -> dict[Path, list[str]]:
-    """Which stored model files each accelerator entry uses (entry titles by file)."""
-    folder = models_dir(hass)
-    used: dict[Path, list[str]] = {}
-    for entry in hass.config_entries.async_entries(DOMAIN):
-        choice = entry.data.get(CONF_MODEL) or default_model(entry.data[CONF_DEVICE])
-        if choice == MODEL_CUSTOM:
-            for key in (CONF_MODEL_PATH, CONF_LABELS_PATH):
-                if entry.data.get(key):
-                    used.setdefault(Path(entry.data[key]), []).append(entry.title)
-            continue
-        if choice not in catalog:
-            continue
-        for file in files_for(catalog[choice], device_kind(entry.data[CONF_DEVICE])):
-            used.setdefault(folder / file.path, []).append(entry.title)
-    return used
-
-
 @dataclass
 class Accelerator:
-    """What a loaded entry holds: the executor, the models and the cameras fed to it."""
+    """An open accelerator: its executor, its models and its backend's state."""
 
     hass: HomeAssistant
     entry_id: str
@@ -197,8 +54,6 @@ class Accelerator:
     executor: Executor
     device_id: str  # in the device registry: the cameras' devices are linked to it
     cpu_model: Model | None = None
-    processors: dict[str, CameraProcessor] = field(default_factory=dict)
-    coordinator: AcceleratorCoordinator | None = None
     _listeners: list[Callable[[], None]] = field(default_factory=list)
     _on_fallback: bool = False
 
@@ -331,6 +186,3 @@ def accelerator_device_info(entry: ConfigEntry[Any], model_name: str) -> dr.Devi
 async def async_close_accelerator(hass: HomeAssistant, accelerator: Accelerator) -> None:
     """Close the executor, joining its thread, off the event loop."""
     await hass.async_add_executor_job(accelerator.executor.close)
-
-
-type CoralVisionConfigEntry = ConfigEntry[Accelerator]

@@ -6,7 +6,7 @@ from homeassistant.components.binary_sensor import BinarySensorDeviceClass, Bina
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .accelerator import CoralVisionConfigEntry
+from .data import CoralVisionConfigEntry
 from .entity import CameraEntity, add_camera_entities
 from .processor import CameraProcessor
 

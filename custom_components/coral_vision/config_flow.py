@@ -7,7 +7,6 @@ refused with the reason before anything loads it.
 from __future__ import annotations
 
 import asyncio
-import io
 import math
 from collections.abc import Collection, Mapping
 from functools import partial
@@ -30,16 +29,8 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from PIL import Image
 
-from .accelerator import (
-    async_load_models,
-    default_model,
-    device_kind,
-    find_tpu,
-    models_dir,
-    store_user_model,
-)
+from .accelerator import find_tpu
 from .const import (
     CONF_CAMERA,
     CONF_CONFIRM_FRAMES,
@@ -76,15 +67,20 @@ from .engine.errors import (
     ModelError,
     RuntimeMissingError,
 )
-from .engine.inference.delegate import open_backend
 from .engine.inference.devices import EdgeTpu, list_edge_tpus
+from .engine.inference.trial import try_model
 from .engine.models.catalog import CatalogEntry, load_catalog
 from .engine.models.download import Progress, files_for, is_url
 from .engine.models.inspect import ModelReport, inspect_model
 from .engine.models.links import fetch_model
 from .engine.models.model import Model
-from .engine.vision.detect import decode_outputs
-from .engine.vision.preprocess import prepare_frame
+from .models import (
+    async_load_models,
+    default_model,
+    device_kind,
+    models_dir,
+    store_user_model,
+)
 from .runtime_support import async_ensure_runtime
 
 if TYPE_CHECKING:
@@ -118,22 +114,15 @@ def device_options(
     return [o for o in options if o["value"] == current or o["value"] not in taken]
 
 
-def _test_frame() -> bytes:
-    """A small JPEG to run once through a new model."""
-    out = io.BytesIO()
-    Image.new("RGB", (320, 240), (120, 130, 140)).save(out, format="JPEG")
-    return out.getvalue()
-
-
-def try_model(device: str, model: Model, cpu_model: Model | None) -> str:
-    """Run one frame on the device; return the backend's label (raises CoralVisionError)."""
-    backend = open_backend(model, find_tpu(device), cpu_model=cpu_model)
-    try:
-        frame = prepare_frame(_test_frame(), backend.model.input)
-        decode_outputs(backend.model, backend.invoke(frame), frame, threshold=0.5, top_k=5)
-        return backend.info.label
-    finally:
-        backend.close()
+def _device_schema(options: list[selector.SelectOptionDict], default: str) -> vol.Schema:
+    """The accelerator choice, `default` preselected."""
+    return vol.Schema(
+        {
+            vol.Required(CONF_DEVICE, default=default): selector.SelectSelector(
+                selector.SelectSelectorConfig(options=options)
+            )
+        }
+    )
 
 
 # Download failures with their own form error; the rest say "download failed" with the detail.
@@ -293,21 +282,15 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             self._abort_if_unique_id_configured()
             self._data = {CONF_DEVICE: user_input[CONF_DEVICE]}
             return await self.async_step_model()
-        tpus = await self.hass.async_add_executor_job(list_edge_tpus)
-        options = device_options(tpus, taken=self._async_current_ids(include_ignore=False))
+        found, options = await self._async_device_choices()
         if not options:
             return self.async_abort(
-                reason="all_configured", description_placeholders={"found": str(len(tpus))}
+                reason="all_configured", description_placeholders={"found": str(found)}
             )
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_DEVICE, default=options[0]["value"]): selector.SelectSelector(
-                    selector.SelectSelectorConfig(options=options)
-                )
-            }
-        )
         return self.async_show_form(
-            step_id="user", data_schema=schema, description_placeholders={"found": str(len(tpus))}
+            step_id="user",
+            data_schema=_device_schema(options, options[0]["value"]),
+            description_placeholders={"found": str(found)},
         )
 
     async def async_step_reconfigure(
@@ -322,18 +305,19 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             # Keep the current model (and local paths) as the defaults of the next steps.
             self._data = {**entry.data, CONF_DEVICE: user_input[CONF_DEVICE]}
             return await self.async_step_model()
-        tpus = await self.hass.async_add_executor_job(list_edge_tpus)
         current = entry.data[CONF_DEVICE]
-        taken = self._async_current_ids(include_ignore=False)
-        options = device_options(tpus, taken=taken, current=current)
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_DEVICE, default=current): selector.SelectSelector(
-                    selector.SelectSelectorConfig(options=options)
-                )
-            }
+        _found, options = await self._async_device_choices(current)
+        return self.async_show_form(
+            step_id="reconfigure", data_schema=_device_schema(options, current)
         )
-        return self.async_show_form(step_id="reconfigure", data_schema=schema)
+
+    async def _async_device_choices(
+        self, current: str | None = None
+    ) -> tuple[int, list[selector.SelectOptionDict]]:
+        """How many Edge TPUs are plugged in, and the accelerators the user may choose."""
+        tpus = await self.hass.async_add_executor_job(list_edge_tpus)
+        taken = self._async_current_ids(include_ignore=False)
+        return len(tpus), device_options(tpus, taken=taken, current=current)
 
     async def async_step_model(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose a model from the catalog, or a local file."""
@@ -565,8 +549,9 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
                 # They would stay "Unknown" for ever: the user edits or removes them first.
                 self._error, self._detail = "cameras_lack_labels", "\n".join(lines)
                 return await self.async_step_failed()
+            device = self._data[CONF_DEVICE]
             backend = await self.hass.async_add_executor_job(
-                try_model, self._data[CONF_DEVICE], model, cpu_model
+                lambda: try_model(model, find_tpu(device), cpu_model)
             )
         except CoralVisionError as err:
             LOGGER.info("Model check failed: %s", err)
@@ -578,7 +563,7 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             LOGGER.exception("Unexpected error while checking the model")
             self._error, self._detail = "unknown", f"{type(err).__name__}: {err}"
             return await self.async_step_failed()
-        LOGGER.debug("Model %s runs on %s", model.name, backend)
+        LOGGER.debug("Model %s runs on %s", model.name, backend.label)
         title = device_title(self._data[CONF_DEVICE])
         if self.source == SOURCE_RECONFIGURE:
             return self.async_update_reload_and_abort(
@@ -620,7 +605,7 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
 
 def _labels_of(entry: ConfigEntry) -> list[str]:
     """The loaded accelerator's model labels."""
-    model: Model = entry.runtime_data.model
+    model: Model = entry.runtime_data.accelerator.model
     return model.labels.names()
 
 

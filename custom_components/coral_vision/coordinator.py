@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
@@ -29,15 +31,21 @@ class AcceleratorStats:
 class AcceleratorCoordinator(DataUpdateCoordinator[AcceleratorStats]):
     """Samples the executor's statistics every 30 seconds."""
 
-    def __init__(self, hass: HomeAssistant, accelerator: Accelerator) -> None:
-        """Sample `accelerator`."""
+    def __init__(
+        self, hass: HomeAssistant, entry: ConfigEntry[Any], accelerator: Accelerator
+    ) -> None:
+        """Sample `accelerator`, which `entry` opened."""
         super().__init__(
-            hass, LOGGER, name=f"coral_vision {accelerator.device}", update_interval=UPDATE_INTERVAL
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"coral_vision {accelerator.device}",
+            update_interval=UPDATE_INTERVAL,
         )
         self.accelerator = accelerator
         self._mark: tuple[float, int] | None = None
-        # Both live exactly as long as the loaded entry: nothing to remove.
-        accelerator.async_add_listener(self._async_backend_changed)
+        # Removed at unload, so that the accelerator keeps no reference back to its coordinator.
+        entry.async_on_unload(accelerator.async_add_listener(self._async_backend_changed))
 
     @callback
     def _async_backend_changed(self) -> None:

@@ -10,8 +10,8 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceEntry
 
-from .accelerator import Accelerator, CoralVisionConfigEntry
 from .const import CONF_LABELS_PATH, CONF_MIRROR, CONF_MODEL_PATH, DOMAIN, SUBENTRY_CAMERA
+from .data import CoralVisionConfigEntry, CoralVisionData
 from .processor import CameraProcessor
 
 # Paths on the user's disk say more about them than about the problem.
@@ -50,8 +50,8 @@ async def async_get_device_diagnostics(
     return async_redact_data(data, TO_REDACT)
 
 
-def _loaded(entry: CoralVisionConfigEntry) -> Accelerator | None:
-    """The running accelerator; None when the entry is not loaded."""
+def _loaded(entry: CoralVisionConfigEntry) -> CoralVisionData | None:
+    """The loaded entry's runtime data; None when the entry is not loaded."""
     return entry.runtime_data if entry.state is ConfigEntryState.LOADED else None
 
 
@@ -70,12 +70,12 @@ def _entry(entry: CoralVisionConfigEntry) -> dict[str, Any]:
 @callback
 def _accelerator(entry: CoralVisionConfigEntry) -> dict[str, Any] | None:
     """The model, where it runs, and the executor's counters."""
-    if (accelerator := _loaded(entry)) is None:
+    if (loaded := _loaded(entry)) is None:
         return None
+    accelerator = loaded.accelerator
     model = accelerator.model
     stats = accelerator.executor.stats()
-    coordinator = accelerator.coordinator
-    sampled = coordinator.data if coordinator is not None else None
+    sampled = loaded.coordinator.data
     backend = accelerator.backend
     executor = asdict(stats)
     executor.pop("backend")
@@ -103,8 +103,8 @@ def _camera(entry: CoralVisionConfigEntry, subentry_id: str) -> dict[str, Any]:
     """One camera's settings and, when it runs, what its last frame showed."""
     subentry = entry.subentries[subentry_id]
     data: dict[str, Any] = {"title": subentry.title, "settings": dict(subentry.data)}
-    accelerator = _loaded(entry)
-    processor = accelerator.processors.get(subentry_id) if accelerator else None
+    loaded = _loaded(entry)
+    processor = loaded.processors.get(subentry_id) if loaded else None
     data["state"] = _state(processor) if processor is not None else None
     return data
 

@@ -9,8 +9,8 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .accelerator import CoralVisionConfigEntry
 from .const import DOMAIN
+from .data import CoralVisionConfigEntry
 from .processor import CameraProcessor
 
 # Newer Home Assistant (2026.10 is tested) links a device to its parent by the parent's device

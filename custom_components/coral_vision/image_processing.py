@@ -10,7 +10,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
-from .accelerator import CoralVisionConfigEntry
+from .data import CoralVisionConfigEntry
 from .entity import CameraEntity, add_camera_entities
 from .processor import CameraProcessor, CameraState
 

@@ -16,8 +16,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .accelerator import CoralVisionConfigEntry, accelerator_device_info
+from .accelerator import accelerator_device_info
 from .coordinator import AcceleratorCoordinator, AcceleratorStats
+from .data import CoralVisionConfigEntry
 from .entity import CameraEntity, add_camera_entities
 from .processor import CameraProcessor
 
@@ -96,7 +97,6 @@ async def async_setup_entry(
 ) -> None:
     """Add the accelerator's diagnostics and one object counter per camera."""
     coordinator = entry.runtime_data.coordinator
-    assert coordinator is not None
     descriptions = list(ACCELERATOR_SENSORS)
     if coordinator.data.temperature_c is not None:
         descriptions.append(TEMPERATURE_SENSOR)
@@ -121,7 +121,9 @@ class AcceleratorSensor(CoordinatorEntity[AcceleratorCoordinator], SensorEntity)
         super().__init__(coordinator)
         self.entity_description = description
         self._attr_unique_id = f"{entry.entry_id}_{description.key}"
-        self._attr_device_info = accelerator_device_info(entry, entry.runtime_data.model.name)
+        self._attr_device_info = accelerator_device_info(
+            entry, entry.runtime_data.accelerator.model.name
+        )
 
     @property
     def native_value(self) -> float | str | None:

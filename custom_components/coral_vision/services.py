@@ -27,13 +27,15 @@ from homeassistant.exceptions import (
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util.json import JsonValueType
 
-from .accelerator import Accelerator, CoralVisionConfigEntry, model_references, models_dir
+from .accelerator import Accelerator
 from .const import DOMAIN
+from .data import CoralVisionConfigEntry
 from .engine.errors import CoralVisionError, ImageError, QueueFullError
 from .engine.models.catalog import load_catalog
 from .engine.models.store import list_models, remove_unused
 from .engine.results import FrameResult, Task
 from .engine.vision.image_guard import MAX_IMAGE_BYTES
+from .models import model_references, models_dir
 
 SERVICE_DETECT = "detect"
 SERVICE_CLASSIFY = "classify"
@@ -147,12 +149,13 @@ def _accelerator(hass: HomeAssistant, entry_id: str | None, task: Task) -> Accel
         chosen = [e for e in entries if e.entry_id == entry_id]
         if not chosen:
             raise _error("accelerator_not_loaded", entry_id=entry_id)
-        if chosen[0].runtime_data.model.task != task:
-            raise _error("wrong_task", task=task, model=chosen[0].runtime_data.model.name)
-        return chosen[0].runtime_data
+        accelerator = chosen[0].runtime_data.accelerator
+        if accelerator.model.task != task:
+            raise _error("wrong_task", task=task, model=accelerator.model.name)
+        return accelerator
     for entry in entries:
-        if entry.runtime_data.model.task == task:
-            return entry.runtime_data
+        if entry.runtime_data.accelerator.model.task == task:
+            return entry.runtime_data.accelerator
     raise _error("no_accelerator", task=task)
 
 

@@ -28,10 +28,14 @@ assert what happened.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from custom_components.coral_vision.engine.errors import ModelError
+from custom_components.coral_vision.engine.inference.devices import EdgeTpu
 from custom_components.coral_vision.engine.models.model import describe_model
 from custom_components.coral_vision.engine.runtime import Runtime, load_runtime
 
@@ -235,3 +239,97 @@ def _compiled(content: bytes) -> bool:
         return describe_model(content).edgetpu
     except ModelError:
         return False
+
+
+class SleepingTpu:
+    """An Edge TPU whose invoke only sleeps `invoke_s` (releasing the GIL) and returns zeros.
+
+    For pool tests and benchmarks: no real interpreter runs, so the CPU stays free and the
+    figures measure the pool. Classification models only (one output). ``unplug()`` makes
+    every later invoke fail like a pulled TPU; ``replug()`` undoes it.
+    """
+
+    def __init__(self, device: str, invoke_s: float = 0.01) -> None:
+        self.tpu = EdgeTpu("usb", int(device.rsplit(":", 1)[-1]), f"/fake/{device}", device)
+        self.invoke_s = invoke_s
+        self.invokes = 0
+        self.invoke_error: BaseException | None = None
+        self.gate = threading.Event()
+        self.gate.set()
+        self.blocked = threading.Event()
+        self._lock = threading.Lock()
+
+    def runtime(self) -> Runtime:
+        """A Runtime whose delegate always loads: its interpreters sleep, the CPU's are real."""
+        real = load_runtime()
+
+        def factory(**kwargs: Any) -> Any:
+            if any(isinstance(d, FakeDelegate) for d in kwargs.get("experimental_delegates") or []):
+                return _SleepingInterpreter(self, **kwargs)
+            return real.interpreter_factory(**kwargs)
+
+        return Runtime(
+            name="sleeping-tpu",
+            interpreter_factory=factory,
+            load_delegate=lambda library, options=None: FakeDelegate(library, dict(options or {})),
+        )
+
+    def hold(self) -> None:
+        """Make later invokes wait (up to 30 s) until release(); ``blocked`` is set once one does."""
+        self.blocked.clear()
+        self.gate.clear()
+
+    def release(self) -> None:
+        """Let held invokes finish."""
+        self.gate.set()
+
+    def list_tpus(self) -> list[EdgeTpu]:
+        """What list_edge_tpus would find: this TPU while it is plugged in."""
+        return [] if self.invoke_error is not None else [self.tpu]
+
+    def unplug(self) -> None:
+        """Make every later invoke fail like a TPU pulled out of its port."""
+        self.invoke_error = RuntimeError("Failed to invoke the Edge TPU: USB transfer error 2")
+
+    def replug(self) -> None:
+        """Undo unplug()."""
+        self.invoke_error = None
+
+    def invoke(self) -> None:
+        if not self.gate.is_set():
+            self.blocked.set()
+            self.gate.wait(30.0)
+        if self.invoke_error is not None:
+            raise self.invoke_error
+        time.sleep(self.invoke_s)
+        with self._lock:
+            self.invokes += 1
+
+
+class _SleepingInterpreter:
+    """The part of the interpreter API a Backend uses, with a sleeping invoke."""
+
+    def __init__(
+        self,
+        tpu: SleepingTpu,
+        *,
+        model_content: bytes,
+        experimental_delegates: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        description = describe_model(model_content)
+        self._tpu = tpu
+        classes = description.num_classes or 1
+        self._outputs = {o.index: np.zeros((1, classes), o.dtype) for o in description.outputs}
+
+    def allocate_tensors(self) -> None:
+        pass
+
+    def set_tensor(self, index: int, value: Any) -> None:
+        pass
+
+    def invoke(self) -> None:
+        self._tpu.invoke()
+
+    def get_tensor(self, index: int) -> Any:
+        return self._outputs[index].copy()

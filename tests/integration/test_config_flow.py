@@ -118,7 +118,7 @@ async def test_catalog_model_on_the_cpu_creates_the_entry(hass: HomeAssistant) -
     assert entry.unique_id == "cpu"
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data.model.task == "detection"
+    assert entry.runtime_data.accelerator.model.task == "detection"
 
 
 @pytest.mark.usefixtures("unload_all")
@@ -146,8 +146,8 @@ async def test_edge_tpu_is_offered_and_falls_back_to_its_cpu_twin(hass: HomeAssi
     entry = result["result"]
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data.model.edgetpu
-    assert entry.runtime_data.backend.kind == "cpu"
+    assert entry.runtime_data.accelerator.model.edgetpu
+    assert entry.runtime_data.accelerator.backend.kind == "cpu"
 
 
 async def test_only_devices_not_set_up_are_offered(hass: HomeAssistant) -> None:
@@ -218,7 +218,7 @@ async def test_download_failure_is_shown_and_the_model_can_be_chosen_again(
     monkeypatch.setenv(ENV_MIRROR, str(tmp_path / "empty"))
     base = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setattr(
-        "custom_components.coral_vision.accelerator.load_catalog", unreachable_catalog(base)
+        "custom_components.coral_vision.models.load_catalog", unreachable_catalog(base)
     )
     result = await start_on(hass, "cpu")
 
@@ -318,7 +318,7 @@ async def test_custom_classifier_is_inspected_then_created(
         "labels_path": str(labels),
     }
     await hass.async_block_till_done()
-    assert result["result"].runtime_data.model.task == "classification"
+    assert result["result"].runtime_data.accelerator.model.task == "classification"
 
 
 @pytest.mark.usefixtures("allow_shared")
@@ -434,7 +434,7 @@ async def test_reconfigure_changes_the_model_and_reloads(
     entry = cpu_entry()
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    old_executor = entry.runtime_data.executor
+    old_executor = entry.runtime_data.accelerator.executor
 
     result = await entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
@@ -450,7 +450,7 @@ async def test_reconfigure_changes_the_model_and_reloads(
 
     assert entry.data == {"device": "cpu", "model": "mobilenet_v2_imagenet"}
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data.executor is not old_executor
+    assert entry.runtime_data.accelerator.executor is not old_executor
     response = await hass.services.async_call(
         DOMAIN,
         "classify",
@@ -672,7 +672,7 @@ async def test_reconfigure_to_a_model_lacking_watched_labels_names_the_cameras(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    executor = entry.runtime_data.executor
+    executor = entry.runtime_data.accelerator.executor
 
     result = await entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
@@ -687,7 +687,7 @@ async def test_reconfigure_to_a_model_lacking_watched_labels_names_the_cameras(
         "- Front door (camera.front_door): person, tie"
     )
     assert entry.data["model"] == "tf_coco_ssd_mobilenet_v1", "unchanged"
-    assert entry.runtime_data.executor is executor, "not reloaded"
+    assert entry.runtime_data.accelerator.executor is executor, "not reloaded"
 
     # Back to the models: one with the labels is taken.
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
@@ -737,7 +737,7 @@ async def test_changed_options_reload_the_entry(
     own = patch.object(CoralVisionOptionsFlow, "automatic_reload", False, create=True)
     with own if forced else contextlib.nullcontext():
         for mirror, reloads in ((str(models_dir), True), (str(models_dir), False)):
-            executor = loaded_entry.runtime_data.executor
+            executor = loaded_entry.runtime_data.accelerator.executor
             result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
             result = await hass.config_entries.options.async_configure(
                 result["flow_id"], {"mirror": mirror}
@@ -746,4 +746,4 @@ async def test_changed_options_reload_the_entry(
             await hass.async_block_till_done()
             assert loaded_entry.options == {"mirror": mirror}
             assert loaded_entry.state is ConfigEntryState.LOADED
-            assert (loaded_entry.runtime_data.executor is not executor) is reloads
+            assert (loaded_entry.runtime_data.accelerator.executor is not executor) is reloads

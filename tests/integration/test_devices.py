@@ -36,7 +36,7 @@ async def test_the_model_is_shown_as_the_model_not_as_firmware(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
 
-    model = entry.runtime_data.model.name
+    model = entry.runtime_data.accelerator.model.name
     devices = entry_devices(hass, entry)
     accelerator, camera = devices[entry.entry_id], devices[next(iter(entry.subentries))]
     assert accelerator.model == f"CPU · {model}"

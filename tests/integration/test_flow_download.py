@@ -78,7 +78,7 @@ def no_mirror(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def move_upstream(monkeypatch: pytest.MonkeyPatch, base: str) -> None:
     """Every catalog URL under `base`."""
     monkeypatch.setattr(
-        "custom_components.coral_vision.accelerator.load_catalog", unreachable_catalog(base)
+        "custom_components.coral_vision.models.load_catalog", unreachable_catalog(base)
     )
 
 

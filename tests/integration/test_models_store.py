@@ -52,7 +52,7 @@ async def test_mirror_option_is_used_before_the_environment(
     # the option's holds the model: the entry loads from it.
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data.model.task == "detection"
+    assert entry.runtime_data.accelerator.model.task == "detection"
     assert not any(empty.iterdir())
     await hass.config_entries.async_unload(entry.entry_id)
 

@@ -21,8 +21,8 @@ async def test_entry_loads_with_the_real_runtime(hass: HomeAssistant) -> None:
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data.backend is not None
-    assert entry.runtime_data.backend.runtime == "ai_edge_litert"
+    assert entry.runtime_data.accelerator.backend is not None
+    assert entry.runtime_data.accelerator.backend.runtime == "ai_edge_litert"
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert entry.state is ConfigEntryState.NOT_LOADED
 

@@ -13,7 +13,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.coral_vision import accelerator
+from custom_components.coral_vision import models
 from custom_components.coral_vision.const import DOMAIN
 from custom_components.coral_vision.engine.errors import DownloadError
 
@@ -50,7 +50,7 @@ async def test_download_failure_retries(hass: HomeAssistant) -> None:
     entry = cpu_entry(camera_subentry())
     entry.add_to_hass(hass)
     with patch(
-        "custom_components.coral_vision.accelerator.ensure_model",
+        "custom_components.coral_vision.models.ensure_model",
         side_effect=DownloadError("connection refused", reason="network"),
     ):
         await hass.config_entries.async_setup(entry.entry_id)
@@ -97,7 +97,7 @@ async def test_a_local_model_with_labels_loads(hass: HomeAssistant, models_dir: 
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data.model.labels.name(286) == "Egyptian cat"
+    assert entry.runtime_data.accelerator.model.labels.name(286) == "Egyptian cat"
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert engine_threads() == set()
@@ -122,7 +122,7 @@ async def test_a_custom_model_outside_the_allowlist_is_not_read(
     # The entry was made while ../shared was allowed; the allowlist no longer has it.
     hass.config.allowlist_external_dirs = set()
     with patch(
-        "custom_components.coral_vision.accelerator.load_model", wraps=accelerator.load_model
+        "custom_components.coral_vision.models.load_model", wraps=models.load_model
     ) as load_model:
         entry = custom_entry(models_dir / CLASSIFIER)
         entry.add_to_hass(hass)
@@ -162,7 +162,7 @@ async def test_models_we_downloaded_are_read_but_not_links_out_of_their_folder(
     entry = custom_entry(kept)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    assert entry.runtime_data.model.task == "classification"
+    assert entry.runtime_data.accelerator.model.task == "classification"
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     await hass.config_entries.async_remove(entry.entry_id)

@@ -18,8 +18,9 @@ The map, each layer using only the ones above it:
   `detect` (the SSD decoder), `classify` and `annotate` (boxes drawn).
 - `inference/`: running models on a device.
   `devices` (Edge TPUs found), `delegate` (a backend: the Edge TPU or the CPU fallback),
-  `executor` (one device's request queue and worker), `dispatcher` (several executors),
-  `stats`.
+  `executor` (one device's request queue and worker), `dispatcher` (a pool of executors,
+  one per Edge TPU, spread by load), `pool` (its per-camera order and totals), `stats`,
+  `trial` (one frame run to try a model on a device).
 - `camera/`: a camera's logic over results.
   `filters` (labels, scores, areas, region), `tracking` (confirmation across frames).
 - `cli`: the command line, at the edge: nothing in the engine imports it.
