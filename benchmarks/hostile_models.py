@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,7 +105,14 @@ def extract_baseline(target: Path) -> Path:
 
 def write_cases(folder: Path, size: int) -> list[tuple[str, str, Path]]:
     """(case, action, file) for every hostile model and labels input, written to `folder`."""
-    from tests.engine.hostile import MODEL_CASES, Parts, build, hostile_labels, hostile_model
+    from tests.engine.hostile import (
+        MODEL_CASES,
+        Parts,
+        build,
+        hostile_labels,
+        hostile_model,
+        lying_zip,
+    )
 
     folder.mkdir(parents=True)
     cases = []
@@ -134,23 +140,6 @@ def write_cases(folder: Path, size: int) -> list[tuple[str, str, Path]]:
         if (shared / name).is_file():
             cases.append((f"real: {Path(name).name}", action, shared / name))
     return cases
-
-
-def lying_zip(inflated: int) -> bytes:
-    """A metadata zip whose labels.txt claims 100 bytes but inflates to `inflated` bytes."""
-    buffer = io.BytesIO()
-    chunk = b"a\n" * (1 << 19)
-    with (
-        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive,
-        archive.open("labels.txt", "w") as member,
-    ):
-        for _ in range(inflated // len(chunk)):
-            member.write(chunk)
-    data = bytearray(buffer.getvalue())
-    data[22:26] = (100).to_bytes(4, "little")
-    directory = data.rfind(b"PK\x01\x02")
-    data[directory + 24 : directory + 28] = (100).to_bytes(4, "little")
-    return bytes(data)
 
 
 def run(tree: Path, action: str, path: Path, limit: int, timeout: float) -> tuple[str, str, str]:

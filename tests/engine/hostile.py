@@ -11,6 +11,7 @@ entry does the large table's work thousands of times. Only this module's standar
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -256,3 +257,20 @@ def hostile_labels(size: int = HALF_MB) -> dict[str, bytes]:
         "binary garbage": bytes((i * 131 + 7) % 256 for i in range(size)),
         "a 5000-digit class id": b"9" * 5000 + b" cat\n",
     }
+
+
+def lying_zip(inflated: int) -> bytes:
+    """A metadata zip whose labels.txt claims 100 bytes but inflates to `inflated` bytes."""
+    buffer = io.BytesIO()
+    chunk = b"a\n" * (1 << 19)
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("labels.txt", "w") as member,
+    ):
+        for _ in range(inflated // len(chunk)):
+            member.write(chunk)
+    data = bytearray(buffer.getvalue())
+    struct.pack_into("<I", data, 22, 100)  # the local header's uncompressed size
+    directory = data.rfind(b"PK\x01\x02")
+    struct.pack_into("<I", data, directory + 24, 100)  # and the central directory's
+    return bytes(data)

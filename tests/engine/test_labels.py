@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-import struct
 import threading
 import tracemalloc
 import zipfile
@@ -24,6 +23,7 @@ from custom_components.coral_vision.engine.models.labels import (
 )
 
 from .conftest import DETECT_DIR
+from .hostile import lying_zip
 
 
 def test_coral_format_with_gaps() -> None:
@@ -263,23 +263,6 @@ def zip_with(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
-
-
-def lying_zip(inflated: int) -> bytes:
-    """A labels.txt that claims 100 bytes but inflates to `inflated` bytes."""
-    buffer = io.BytesIO()
-    chunk = b"a\n" * (1 << 19)
-    with (
-        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive,
-        archive.open("labels.txt", "w") as member,
-    ):
-        for _ in range(inflated // len(chunk)):
-            member.write(chunk)
-    data = bytearray(buffer.getvalue())
-    struct.pack_into("<I", data, 22, 100)  # the local header's uncompressed size
-    directory = data.rfind(b"PK\x01\x02")
-    struct.pack_into("<I", data, directory + 24, 100)  # and the central directory's
-    return bytes(data)
 
 
 def test_labels_text_and_members_beyond_the_cap(
