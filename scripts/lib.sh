@@ -12,6 +12,11 @@ OLDEST_VENV="$ENVS/oldest"
 # The newest runs on Python 3.14: a system python3.14 if there is one, else a Debian chroot.
 CHROOT="$ENVS/py314-chroot"
 NEWEST_VENV_IN_CHROOT="/opt/coral-vision-venv"
+# The Home Assistant app's server, installed by the app's own install.sh in a Debian chroot of the
+# release its Dockerfile names (scripts/setup app); tests/app start the server in it.
+APP_DIR="$ROOT/coral_vision_server"
+APP_CHROOT="$ENVS/app-chroot"
+APP_HOME_IN_CHROOT="/opt/coral-vision"
 # scripts/develop --check drives Debian's Chromium with Playwright from this venv (on this machine).
 BROWSER_VENV="$ENVS/browser"
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
@@ -51,15 +56,30 @@ newest_mode() {
   fi
 }
 
-# Run a command inside the Python 3.14 chroot, in a private mount namespace so that no mount
-# outlives the command. The repository's parent folder (repo and ../shared) appears at the same
-# path inside, so paths are identical in and out.
+# Run a command inside the Python 3.14 chroot.
 in_chroot() {
-  local parent
-  parent=$(cd "$ROOT/.." && pwd)
   [[ -x "$CHROOT/usr/bin/python3.14" ]] || die "the Python 3.14 chroot is missing: run scripts/setup"
-  cp /etc/resolv.conf "$CHROOT/etc/resolv.conf" 2>/dev/null || true
-  unshare --mount --propagation private -- bash -euo pipefail -c '
+  run_in_chroot "$CHROOT" "$NEWEST_VENV_IN_CHROOT/bin" "$@"
+}
+
+# Run a command inside the app's chroot (see setup_app in scripts/setup).
+in_app_chroot() {
+  [[ -f "$APP_CHROOT/.complete" ]] || die "the app chroot is missing: run scripts/setup app"
+  run_in_chroot "$APP_CHROOT" "$APP_HOME_IN_CHROOT/venv/bin" "$@"
+}
+
+# Run a command inside the chroot $1 with the venv bin folder $2 first on PATH, in a private mount
+# namespace so that no mount outlives the command. The repository's parent folder (repo and
+# ../shared) appears at the same path inside, so paths are identical in and out. From inside a
+# chroot (tests/app run from the newest environment) "/" is no mount point whose propagation could
+# change, and the namespace around it is already private.
+run_in_chroot() {
+  local chroot_dir=$1 venv_bin=$2 parent propagation=private
+  shift 2
+  parent=$(cd "$ROOT/.." && pwd)
+  mountpoint -q / || propagation=unchanged
+  cp /etc/resolv.conf "$chroot_dir/etc/resolv.conf" 2>/dev/null || true
+  VENV_BIN=$venv_bin unshare --mount --propagation "$propagation" -- bash -euo pipefail -c '
     chroot_dir=$1 parent=$2 shared=$3; shift 3
     mount -t proc proc "$chroot_dir/proc"
     mount --rbind /dev "$chroot_dir/dev"
@@ -71,12 +91,13 @@ in_chroot() {
       mount --bind "$shared" "$chroot_dir$shared"
     fi
     exec chroot "$chroot_dir" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
-      PATH=/opt/coral-vision-venv/bin:/usr/local/bin:/usr/bin:/bin \
+      PATH="$VENV_BIN:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin" \
       CORAL_VISION_SHARED="$shared" CORAL_VISION_MIRROR="${CORAL_VISION_MIRROR:-}" CI="${CI:-}" \
+      CORAL_VISION_SKIP_LIBEDGETPU="${CORAL_VISION_SKIP_LIBEDGETPU:-}" \
       PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 \
       SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt UV_NATIVE_TLS=1 \
       bash -c "cd \"\$0\" && exec \"\$@\"" "$PWD" "$@"
-  ' _ "$CHROOT" "$parent" "$SHARED" "$@"
+  ' _ "$chroot_dir" "$parent" "$SHARED" "$@"
 }
 
 # Run a command with the newest environment's bin folder first on PATH.

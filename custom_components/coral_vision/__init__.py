@@ -8,27 +8,33 @@ from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
     ConfigEntry,
     ConfigEntryChange,
+    ConfigEntryState,
 )
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_component import DATA_INSTANCES
 from homeassistant.helpers.typing import ConfigType
 
 from .accelerator import (
     Accelerator,
+    NoEdgeTpuError,
     async_close_accelerator,
     async_open_accelerator,
+    listed_tpu,
+    tpu_of_identifier,
 )
-from .const import CONF_MIRROR, DOMAIN, SUBENTRY_CAMERA
+from .const import CONF_DEVICE, CONF_MIRROR, DOMAIN, SUBENTRY_CAMERA
 from .coordinator import AcceleratorCoordinator
 from .data import CoralVisionConfigEntry, CoralVisionData
 from .engine.errors import CoralVisionError, DownloadError
 from .models import async_load_models
 from .processor import CameraProcessor, CameraSettings
 from .runtime_support import async_ensure_runtime
+from .selection import DEVICE_ALL
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -53,6 +59,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) 
             hass, entry.data, mirror=entry.options.get(CONF_MIRROR)
         )
         accelerator = await async_open_accelerator(hass, entry, model, cpu_model)
+    except NoEdgeTpuError as err:
+        raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="no_edge_tpu") from err
     except DownloadError as err:
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
@@ -167,3 +175,31 @@ async def async_unload_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry)
     if unloaded:
         await async_close_accelerator(hass, entry.runtime_data.accelerator)
     return unloaded
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: CoralVisionConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Let an "all Edge TPUs" pool forget a TPU gone for good: only while it is not plugged in.
+
+    The pool's and the cameras' devices stay (cameras go with their subentry); a chosen set
+    changes through Reconfigure; the last TPU of a running pool stays, or nothing would run.
+    """
+    tpu = next(
+        (
+            found
+            for domain, key in device.identifiers
+            if domain == DOMAIN and (found := tpu_of_identifier(entry.entry_id, key)) is not None
+        ),
+        None,
+    )
+    if tpu is None or entry.data[CONF_DEVICE] != DEVICE_ALL:
+        return False
+    if await hass.async_add_executor_job(listed_tpu, tpu) is not None:
+        return False
+    if entry.state is ConfigEntryState.LOADED and tpu in entry.runtime_data.accelerator.devices:
+        accelerator = entry.runtime_data.accelerator
+        if len(accelerator.devices) == 1:
+            return False
+        await accelerator.async_remove_tpu(tpu)
+    return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,12 +31,14 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
-from .accelerator import find_tpu
+from .accelerator import trial_tpu
 from .const import (
+    CONF_BURST_INTERVAL,
     CONF_CAMERA,
     CONF_CONFIRM_FRAMES,
     CONF_CONFIRM_WINDOW,
     CONF_DEVICE,
+    CONF_HOLD_TIME,
     CONF_LABELS,
     CONF_LABELS_PATH,
     CONF_MAX_AREA,
@@ -44,11 +47,14 @@ from .const import (
     CONF_MIRROR,
     CONF_MODEL,
     CONF_MODEL_PATH,
+    CONF_MOTION_SOURCES,
     CONF_OFF_DELAY,
     CONF_REGION,
     CONF_SAVE_SNAPSHOTS,
     CONF_SCAN_INTERVAL,
     CONF_SCORES,
+    DEFAULT_BURST_INTERVAL,
+    DEFAULT_HOLD_TIME,
     DEFAULT_MIN_AREA,
     DEFAULT_MIN_SCORE,
     DEVICE_CPU,
@@ -82,6 +88,7 @@ from .models import (
     store_user_model,
 )
 from .runtime_support import async_ensure_runtime
+from .selection import DEVICE_ALL, chosen_set, named_tpus
 
 if TYPE_CHECKING:
     _OptionsFlow = OptionsFlow
@@ -96,22 +103,58 @@ QUICK_ANSWER = 1.0
 SHOWN_AT_LEAST = 2.0
 
 
+# The accelerator choice that leads to a second step, where the user ticks the TPUs to pool.
+CHOOSE_TPUS = "choose"
+CONF_TPUS = "tpus"
+
+
 def device_title(device: str) -> str:
-    """The entry title for a device string."""
+    """The entry title for a device setting."""
     if device == DEVICE_CPU:
         return "Coral Vision CPU"
-    return f"Coral {EdgeTpu.unlisted(device).label}"
+    if device == DEVICE_ALL:
+        return "Coral Vision all Edge TPUs"
+    tpus = [EdgeTpu.unlisted(tpu).label for tpu in named_tpus(device)]
+    if len(tpus) > 1:
+        return f"Coral Vision {' + '.join(tpus)}"
+    return f"Coral {tpus[0]}"
 
 
-def device_options(
-    tpus: list[EdgeTpu], taken: Collection[str | None], current: str | None = None
-) -> list[selector.SelectOptionDict]:
-    """The TPUs found and the CPU, less those already set up; `current` is kept (even if gone)."""
-    options = [selector.SelectOptionDict(value=t.device, label=t.label) for t in tpus]
-    options.append(selector.SelectOptionDict(value=DEVICE_CPU, label="CPU"))
+@dataclass(frozen=True, slots=True)
+class DeviceChoices:
+    """What the accelerator step offers, built once per flow."""
+
+    found: int
+    options: list[selector.SelectOptionDict]
+    free: list[selector.SelectOptionDict]  # the Edge TPUs a chosen set may take
+
+
+def device_choices(
+    tpus: list[EdgeTpu], others: Collection[str], current: str | None = None
+) -> DeviceChoices:
+    """The TPUs found and no other entry holds, "All Edge TPUs", a chosen set, and the CPU.
+
+    `others` are the other entries' device settings; `current` is kept (even if gone). "All"
+    claims every TPU, plugged in now or later, so it is offered only while no other entry
+    holds one; a chosen set takes two or more free TPUs.
+    """
+    held = {tpu for device in others for tpu in named_tpus(device)}
+    every_held = DEVICE_ALL in others
+    free = [
+        selector.SelectOptionDict(value=t.device, label=t.label)
+        for t in tpus
+        if not every_held and t.device not in held
+    ]
+    options = list(free)
+    if tpus and not held and not every_held:
+        options.append(selector.SelectOptionDict(value=DEVICE_ALL, label="All Edge TPUs"))
+    if len(free) > 1:
+        options.append(selector.SelectOptionDict(value=CHOOSE_TPUS, label="Several Edge TPUs…"))
+    if DEVICE_CPU not in others:
+        options.append(selector.SelectOptionDict(value=DEVICE_CPU, label="CPU"))
     if current is not None and all(o["value"] != current for o in options):
         options.insert(0, selector.SelectOptionDict(value=current, label=device_title(current)))
-    return [o for o in options if o["value"] == current or o["value"] not in taken]
+    return DeviceChoices(len(tpus), options, free)
 
 
 def _device_schema(options: list[selector.SelectOptionDict], default: str) -> vol.Schema:
@@ -120,6 +163,19 @@ def _device_schema(options: list[selector.SelectOptionDict], default: str) -> vo
         {
             vol.Required(CONF_DEVICE, default=default): selector.SelectSelector(
                 selector.SelectSelectorConfig(options=options)
+            )
+        }
+    )
+
+
+def _tpus_schema(options: list[selector.SelectOptionDict], default: list[str]) -> vol.Schema:
+    """The Edge TPUs to pool, ticked in a list."""
+    return vol.Schema(
+        {
+            vol.Required(CONF_TPUS, default=default): selector.SelectSelector(
+                selector.SelectSelectorConfig(
+                    options=options, multiple=True, mode=selector.SelectSelectorMode.LIST
+                )
             )
         }
     )
@@ -158,13 +214,17 @@ def refusal(report: ModelReport, device: str) -> str | None:
     return None
 
 
-_TASKS = {"ssd_postprocess": "object detection (SSD)", "classification": "image classification"}
+_TASKS = {
+    "ssd_postprocess": "object detection (SSD)",
+    "yolo": "object detection (YOLO)",
+    "classification": "image classification",
+}
 
 
 def report_placeholders(report: ModelReport) -> dict[str, str]:
     """The model check's findings, one placeholder per line of the inspect step."""
     task = _TASKS.get(report.task, "not supported")
-    if report.task == "classification" and report.num_classes is not None:
+    if report.task in {"classification", "yolo"} and report.num_classes is not None:
         task += f", {report.num_classes} classes"
     tensor = report.input
     size = (
@@ -260,6 +320,7 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         self._error: str | None = None
         self._detail = ""
         self._report: ModelReport | None = None
+        self._choices: DeviceChoices | None = None
 
     @classmethod
     @callback
@@ -278,19 +339,17 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose the accelerator among those found and not set up yet, or the CPU."""
         if user_input is not None:
-            await self.async_set_unique_id(user_input[CONF_DEVICE])
-            self._abort_if_unique_id_configured()
-            self._data = {CONF_DEVICE: user_input[CONF_DEVICE]}
-            return await self.async_step_model()
-        found, options = await self._async_device_choices()
-        if not options:
+            return await self._async_chosen(user_input[CONF_DEVICE])
+        choices = await self._async_device_choices()
+        found = str(choices.found)
+        if not choices.options:
             return self.async_abort(
-                reason="all_configured", description_placeholders={"found": str(found)}
+                reason="all_configured", description_placeholders={"found": found}
             )
         return self.async_show_form(
             step_id="user",
-            data_schema=_device_schema(options, options[0]["value"]),
-            description_placeholders={"found": str(found)},
+            data_schema=_device_schema(choices.options, choices.options[0]["value"]),
+            description_placeholders={"found": found},
         )
 
     async def async_step_reconfigure(
@@ -299,25 +358,58 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         """Change the device or the model of an accelerator."""
         entry = self._get_reconfigure_entry()
         if user_input is not None:
-            if user_input[CONF_DEVICE] != entry.unique_id:
-                await self.async_set_unique_id(user_input[CONF_DEVICE])
-                self._abort_if_unique_id_configured()
-            # Keep the current model (and local paths) as the defaults of the next steps.
-            self._data = {**entry.data, CONF_DEVICE: user_input[CONF_DEVICE]}
-            return await self.async_step_model()
+            return await self._async_chosen(user_input[CONF_DEVICE])
         current = entry.data[CONF_DEVICE]
-        _found, options = await self._async_device_choices(current)
+        choices = await self._async_device_choices(current)
         return self.async_show_form(
-            step_id="reconfigure", data_schema=_device_schema(options, current)
+            step_id="reconfigure", data_schema=_device_schema(choices.options, current)
         )
 
-    async def _async_device_choices(
-        self, current: str | None = None
-    ) -> tuple[int, list[selector.SelectOptionDict]]:
-        """How many Edge TPUs are plugged in, and the accelerators the user may choose."""
+    async def async_step_tpus(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Tick the Edge TPUs to pool behind this accelerator."""
+        assert self._choices is not None
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if user_input[CONF_TPUS]:
+                return await self._async_chosen(chosen_set(user_input[CONF_TPUS]))
+            errors[CONF_TPUS] = "no_tpu_chosen"
+        current = self._data.get(CONF_DEVICE) or ""
+        free = {o["value"] for o in self._choices.free}
+        default = [tpu for tpu in named_tpus(current) if tpu in free] if current else []
+        return self.async_show_form(
+            step_id="tpus", data_schema=_tpus_schema(self._choices.free, default), errors=errors
+        )
+
+    async def _async_chosen(self, device: str) -> ConfigFlowResult:
+        """Claim the chosen accelerator (its setting is the unique id), then choose the model."""
+        if device == CHOOSE_TPUS:
+            if self.source == SOURCE_RECONFIGURE:
+                self._data = dict(self._get_reconfigure_entry().data)
+            return await self.async_step_tpus()
+        if self.source != SOURCE_RECONFIGURE:
+            await self.async_set_unique_id(device)
+            self._abort_if_unique_id_configured()
+            self._data = {CONF_DEVICE: device}
+            return await self.async_step_model()
+        entry = self._get_reconfigure_entry()
+        if device != entry.unique_id:
+            await self.async_set_unique_id(device)
+            self._abort_if_unique_id_configured()
+        # Keep the current model (and local paths) as the defaults of the next steps.
+        self._data = {**entry.data, CONF_DEVICE: device}
+        return await self.async_step_model()
+
+    async def _async_device_choices(self, current: str | None = None) -> DeviceChoices:
+        """The accelerators the user may choose; kept for the step that ticks Edge TPUs."""
         tpus = await self.hass.async_add_executor_job(list_edge_tpus)
-        taken = self._async_current_ids(include_ignore=False)
-        return len(tpus), device_options(tpus, taken=taken, current=current)
+        others = [
+            entry.data.get(CONF_DEVICE, entry.unique_id or "")
+            for entry in self._async_current_entries(include_ignore=False)
+            if self.source != SOURCE_RECONFIGURE
+            or entry.entry_id != self._get_reconfigure_entry().entry_id
+        ]
+        self._choices = device_choices(tpus, others, current)
+        return self._choices
 
     async def async_step_model(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose a model from the catalog, or a local file."""
@@ -551,7 +643,7 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
                 return await self.async_step_failed()
             device = self._data[CONF_DEVICE]
             backend = await self.hass.async_add_executor_job(
-                lambda: try_model(model, find_tpu(device), cpu_model)
+                lambda: try_model(model, trial_tpu(device), cpu_model)
             )
         except CoralVisionError as err:
             LOGGER.info("Model check failed: %s", err)
@@ -691,6 +783,29 @@ def _region_error(text: str) -> str | None:
     return None
 
 
+# Optional fields, only suggested: a camera without motion sources stores none of them.
+MOTION_FIELDS = (CONF_MOTION_SOURCES, CONF_BURST_INTERVAL, CONF_HOLD_TIME)
+
+
+def _motion_fields(current: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    """The camera step's motion fields: sources, and how fast and how long a burst scans."""
+    sources = selector.EntitySelectorConfig(domain=["binary_sensor", "event"], multiple=True)
+    suggested = {
+        CONF_MOTION_SOURCES: [],
+        CONF_BURST_INTERVAL: DEFAULT_BURST_INTERVAL,
+        CONF_HOLD_TIME: DEFAULT_HOLD_TIME,
+    } | {key: current[key] for key in MOTION_FIELDS if key in current}
+    fields = (
+        selector.EntitySelector(sources),
+        _seconds(step=0.1),
+        _seconds(step=1),
+    )
+    return {
+        vol.Optional(key, description={"suggested_value": suggested[key]}): field
+        for key, field in zip(MOTION_FIELDS, fields, strict=True)
+    }
+
+
 class CameraSubentryFlow(ConfigSubentryFlow):
     """Add or edit a camera: labels to watch, their scores, then filters and confirmation."""
 
@@ -721,7 +836,9 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             errors = self._camera_errors(entry, user_input)
             if not errors:
-                self._data = {**current, **user_input}
+                # A motion field left empty is not sent: it goes back to its default.
+                kept = {k: v for k, v in current.items() if k not in MOTION_FIELDS}
+                self._data = {**kept, **user_input}
                 return await self.async_step_scores()
         default_labels = [name for name in ("person",) if name in labels] or labels[:1]
         cameras = selector.EntitySelectorConfig(domain="camera")
@@ -741,6 +858,7 @@ class CameraSubentryFlow(ConfigSubentryFlow):
                 vol.Required(
                     CONF_SCAN_INTERVAL, default=current.get(CONF_SCAN_INTERVAL, 5)
                 ): _seconds(step=MIN_SCAN_INTERVAL),
+                **_motion_fields(current),
             }
         )
         return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
@@ -771,7 +889,21 @@ class CameraSubentryFlow(ConfigSubentryFlow):
             errors[CONF_SCAN_INTERVAL] = "not_a_number"
         elif 0 < interval < MIN_SCAN_INTERVAL:
             errors[CONF_SCAN_INTERVAL] = "scan_interval_too_short"
+        if self._unknown_sources(user_input.get(CONF_MOTION_SOURCES, ())):
+            errors[CONF_MOTION_SOURCES] = "motion_source_missing"
+        burst = user_input.get(CONF_BURST_INTERVAL, DEFAULT_BURST_INTERVAL)
+        if not math.isfinite(burst):
+            errors[CONF_BURST_INTERVAL] = "not_a_number"
+        elif burst < MIN_SCAN_INTERVAL:  # also 0: a burst is a scan interval, never "none"
+            errors[CONF_BURST_INTERVAL] = "burst_interval_too_short"
+        if not math.isfinite(user_input.get(CONF_HOLD_TIME, DEFAULT_HOLD_TIME)):
+            errors[CONF_HOLD_TIME] = "not_a_number"
         return errors
+
+    def _unknown_sources(self, sources: Collection[str]) -> bool:
+        """Whether a newly named motion source does not exist (a kept one may be offline)."""
+        known = set(self._current().get(CONF_MOTION_SOURCES, ()))
+        return any(s not in known and not _entity_exists(self.hass, s) for s in sources)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None

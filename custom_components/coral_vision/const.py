@@ -33,6 +33,9 @@ CONF_CONFIRM_FRAMES: Final = "confirm_frames"
 CONF_CONFIRM_WINDOW: Final = "confirm_window"
 CONF_OFF_DELAY: Final = "off_delay"
 CONF_SAVE_SNAPSHOTS: Final = "save_snapshots"
+CONF_MOTION_SOURCES: Final = "motion_sources"
+CONF_BURST_INTERVAL: Final = "burst_interval"
+CONF_HOLD_TIME: Final = "hold_time"
 
 # A new camera's minimum score for each label (measured: see engine/camera/filters.py).
 DEFAULT_MIN_SCORE: Final = filters.DEFAULT_MIN_SCORE
@@ -44,6 +47,12 @@ DEFAULT_MIN_AREA: Final = 0.1
 # The shortest scan interval a camera may have (0 scans only on demand): a camera polled faster
 # spends its time fetching frames the executor would coalesce away anyway.
 MIN_SCAN_INTERVAL: Final = 0.5
+# While motion lasts a camera is scanned this often, and never faster than MIN_SCAN_INTERVAL: a
+# stream-only camera whose stills ffmpeg makes takes ~0.5 s of CPU per 1080p frame, and a
+# stream's still changes only at its keyframes (benchmarks/camera_fetch.py).
+DEFAULT_BURST_INTERVAL: Final = 0.5
+# How long bursts go on after the last motion ended (an event entity's motion is only this).
+DEFAULT_HOLD_TIME: Final = 10.0
 
 DEVICE_CPU: Final = "cpu"
 MODEL_CUSTOM: Final = "custom"

@@ -1,4 +1,4 @@
-"""Diagnostics: the accelerator's model, backend and counters, and each camera's settings and state."""
+"""Diagnostics: the accelerator's model, backends and counters, and each camera's settings and state."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceEntry
 
 from .const import CONF_LABELS_PATH, CONF_MIRROR, CONF_MODEL_PATH, DOMAIN, SUBENTRY_CAMERA
+from .coordinator import AcceleratorStats
 from .data import CoralVisionConfigEntry, CoralVisionData
+from .engine.inference.stats import ExecutorStats
 from .processor import CameraProcessor
 
 # Paths on the user's disk say more about them than about the problem.
@@ -69,16 +71,14 @@ def _entry(entry: CoralVisionConfigEntry) -> dict[str, Any]:
 
 @callback
 def _accelerator(entry: CoralVisionConfigEntry) -> dict[str, Any] | None:
-    """The model, where it runs, and the executor's counters."""
+    """The model, where it runs, the counters in total, and each member of the pool."""
     if (loaded := _loaded(entry)) is None:
         return None
     accelerator = loaded.accelerator
     model = accelerator.model
-    stats = accelerator.executor.stats()
+    counters = accelerator.stats()
     sampled = loaded.coordinator.data
     backend = accelerator.backend
-    executor = asdict(stats)
-    executor.pop("backend")
     return {
         "device": accelerator.device,
         "model": {
@@ -92,10 +92,32 @@ def _accelerator(entry: CoralVisionConfigEntry) -> dict[str, Any] | None:
             "num_classes": model.num_classes,
         },
         "backend": asdict(backend) if backend is not None else None,
-        "executor": executor,
-        "frames_per_minute": sampled.frames_per_minute if sampled else None,
+        "executor": _counters(counters.total),
+        "frames_per_minute": sampled.total.frames_per_minute if sampled else None,
         "temperature_c": sampled.temperature_c if sampled else None,
+        "pool": {
+            device: {
+                "backend": asdict(stats.backend) if stats.backend is not None else None,
+                "executor": _counters(stats),
+                "frames_per_minute": _sampled(sampled, device, "frames_per_minute"),
+                "temperature_c": _sampled(sampled, device, "temperature_c"),
+            }
+            for device, stats in counters.devices.items()
+        },
     }
+
+
+def _counters(stats: ExecutorStats) -> dict[str, Any]:
+    """An executor's counters, without its backend (shown on its own)."""
+    counters = asdict(stats)
+    counters.pop("backend")
+    return counters
+
+
+def _sampled(sampled: AcceleratorStats | None, device: str, key: str) -> float | None:
+    """A member's value from the latest sample (None before its first one)."""
+    member = sampled.devices.get(device) if sampled is not None else None
+    return getattr(member, key) if member is not None else None
 
 
 @callback
@@ -127,4 +149,10 @@ def _state(processor: CameraProcessor) -> dict[str, Any]:
             for d in state.matches
         ],
         "snapshot": state.snapshot,
+        "bursts": {
+            "bursting": state.bursting,
+            "started": processor.bursts.started,
+            "frames_in_current_or_last": processor.bursts.current,
+            "mean_frames": processor.bursts.mean_frames,
+        },
     }

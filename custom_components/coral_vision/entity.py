@@ -1,4 +1,4 @@
-"""Entity bases: one device per accelerator, one per camera linked to it."""
+"""Entity bases: one device per accelerator, one per camera (and pooled Edge TPU) linked to it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .accelerator import Accelerator, tpu_identifier
 from .const import DOMAIN
 from .data import CoralVisionConfigEntry
+from .engine.inference.devices import EdgeTpu
 from .processor import CameraProcessor
 
 # Newer Home Assistant (2026.10 is tested) links a device to its parent by the parent's device
@@ -28,24 +30,37 @@ def add_camera_entities(
         async_add_entities(build(processor), config_subentry_id=subentry_id)
 
 
-def camera_device_info(processor: CameraProcessor) -> DeviceInfo:
-    """A camera's device, linked to its accelerator's device."""
-    accelerator = processor.accelerator
+def _linked_device_info(accelerator: Accelerator, **info: object) -> DeviceInfo:
+    """A device linked to the accelerator's device."""
     link: dict[str, object] = (
         {"via_device_id": accelerator.device_id}
         if LINK_BY_DEVICE_ID
         else {"via_device": (DOMAIN, accelerator.entry_id)}
     )
     # A cast: each Home Assistant version's DeviceInfo declares only its own link key.
-    return cast(
-        "DeviceInfo",
-        {
-            "identifiers": {(DOMAIN, processor.subentry_id)},
-            "name": processor.title,
-            "manufacturer": "Coral Vision",
-            "model": accelerator.model.name,
-            **link,
-        },
+    return cast("DeviceInfo", {**info, **link})
+
+
+def camera_device_info(processor: CameraProcessor) -> DeviceInfo:
+    """A camera's device, linked to its accelerator's device."""
+    return _linked_device_info(
+        processor.accelerator,
+        identifiers={(DOMAIN, processor.subentry_id)},
+        name=processor.title,
+        manufacturer="Coral Vision",
+        model=processor.accelerator.model.name,
+    )
+
+
+def tpu_device_info(accelerator: Accelerator, device: str) -> DeviceInfo:
+    """A pooled Edge TPU's device, linked to its pool's device."""
+    tpu = EdgeTpu.unlisted(device)
+    return _linked_device_info(
+        accelerator,
+        identifiers={(DOMAIN, tpu_identifier(accelerator.entry_id, device))},
+        name=tpu.label,
+        manufacturer="Google Coral",
+        model=f"Edge TPU ({device})",
     )
 
 

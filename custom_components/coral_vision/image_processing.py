@@ -81,6 +81,8 @@ def shown(state: CameraState) -> tuple[StateType, dict[str, Any]]:
         "total_matches": len(state.matches),
         "process_time_ms": state.process_time_ms,
         "last_detection": state.last_detection.isoformat() if state.last_detection else None,
+        # Scanned at the burst interval because a motion source is (or was within the hold) on.
+        "bursting": state.bursting,
     }
 
 

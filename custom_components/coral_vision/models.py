@@ -24,6 +24,7 @@ from .engine.inference.devices import parse_device
 from .engine.models.catalog import CatalogEntry, load_catalog
 from .engine.models.download import Progress, ensure_model, files_for, mirror_from_env
 from .engine.models.store import sha256_file
+from .selection import is_pool
 
 if TYPE_CHECKING:  # numpy loads with the model reader, in a worker, not with the package
     from .engine.models.model import Model
@@ -34,7 +35,9 @@ DEFAULT_MODEL = {"cpu": "tf_coco_ssd_mobilenet_v1", "edgetpu": "ssd_mobilenet_v2
 
 
 def device_kind(device: str) -> str:
-    """The catalog's device kind for a device string: "cpu", "usb" or "pci"."""
+    """The catalog's device kind for a device string: "cpu", "usb", "pci" or "edgetpu" (a pool)."""
+    if is_pool(device):
+        return "edgetpu"
     parsed = parse_device(device)
     return device if parsed is None else parsed[0]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,18 +18,23 @@ from homeassistant.util import dt as dt_util
 
 from .accelerator import Accelerator
 from .const import (
+    CONF_BURST_INTERVAL,
     CONF_CAMERA,
     CONF_CONFIRM_FRAMES,
     CONF_CONFIRM_WINDOW,
+    CONF_HOLD_TIME,
     CONF_LABELS,
     CONF_MAX_AREA,
     CONF_MIN_AREA,
     CONF_MIN_SCORE,
+    CONF_MOTION_SOURCES,
     CONF_OFF_DELAY,
     CONF_REGION,
     CONF_SAVE_SNAPSHOTS,
     CONF_SCAN_INTERVAL,
     CONF_SCORES,
+    DEFAULT_BURST_INTERVAL,
+    DEFAULT_HOLD_TIME,
     DEFAULT_MIN_SCORE,
     DOMAIN,
     EVENT_CLEARED,
@@ -45,6 +51,7 @@ from .engine.errors import (
     FrameSupersededError,
 )
 from .engine.results import BBox, Detection, FrameResult, Task
+from .motion import MotionWatch
 
 SNAPSHOTS_KEPT = 200
 CAMERA_TIMEOUT = 10
@@ -64,6 +71,10 @@ class CameraSettings:
     confirm_window: int
     off_delay: float
     save_snapshots: bool
+    # Entities whose motion makes the camera scan every burst_interval, until hold_time after.
+    motion_sources: tuple[str, ...] = ()
+    burst_interval: float = DEFAULT_BURST_INTERVAL
+    hold_time: float = DEFAULT_HOLD_TIME
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> CameraSettings:
@@ -86,6 +97,10 @@ class CameraSettings:
             confirm_window=int(data.get(CONF_CONFIRM_WINDOW, 1)),
             off_delay=float(data.get(CONF_OFF_DELAY, 10)),
             save_snapshots=bool(data.get(CONF_SAVE_SNAPSHOTS, False)),
+            motion_sources=tuple(data.get(CONF_MOTION_SOURCES, ())),
+            burst_interval=_scan_interval(data.get(CONF_BURST_INTERVAL, DEFAULT_BURST_INTERVAL))
+            or DEFAULT_BURST_INTERVAL,
+            hold_time=max(0.0, float(data.get(CONF_HOLD_TIME, DEFAULT_HOLD_TIME))),
         )
 
 
@@ -114,6 +129,21 @@ class CameraState:
     annotated_time: datetime | None = None
     snapshot: str | None = None
     new: tuple[Detection, ...] = field(default=())
+    bursting: bool = False
+
+
+@dataclass(slots=True)
+class BurstCounts:
+    """How motion bursts went: how many started, and the frames they processed."""
+
+    started: int = 0
+    frames: int = 0  # in all bursts
+    current: int = 0  # in the burst going on, or else the last one
+
+    @property
+    def mean_frames(self) -> float | None:
+        """Frames per burst on average (None before the first burst)."""
+        return round(self.frames / self.started, 2) if self.started else None
 
 
 class CameraProcessor:
@@ -143,7 +173,23 @@ class CameraProcessor:
         self._device_id: str | None = None
         self.camera_ok = True
         self._engine_error: str | None = None
-        self._busy = False
+        # Frames being fetched or run: a timer tick or motion finding one skips its own, so a
+        # slow camera never has two fetches in flight and late ticks do not queue up.
+        self._in_flight = 0
+        self._fetching = asyncio.Lock()
+        self._timer: CALLBACK_TYPE | None = None
+        self.bursts = BurstCounts()
+        self._motion = (
+            MotionWatch(
+                hass,
+                settings.motion_sources,
+                settings.hold_time,
+                self._async_motion_started,
+                self._async_motion_ended,
+            )
+            if settings.motion_sources
+            else None
+        )
         self._listeners: list[Callable[[], None]] = []
         self._unsubs: list[CALLBACK_TYPE] = []
         self._expiry: CALLBACK_TYPE | None = None
@@ -172,29 +218,61 @@ class CameraProcessor:
 
     @callback
     def async_start(self) -> None:
-        """Start the scan timer (none when the interval is 0: scans only on demand)."""
-        if self.settings.scan_interval > 0:
-            self._unsubs.append(
-                async_track_time_interval(
-                    self.hass,
-                    self._async_tick,
-                    timedelta(seconds=self.settings.scan_interval),
-                    name=f"coral_vision scan {self.settings.camera_entity}",
-                    cancel_on_shutdown=True,
-                )
-            )
+        """Start the scan timer (none when the interval is 0: scans only on demand or motion)."""
+        self._set_timer(self.settings.scan_interval)
         self._unsubs.append(self.accelerator.async_add_listener(self._async_notify))
+        if self._motion is not None:
+            self._motion.async_start()
 
     @callback
     def async_stop(self) -> None:
         """Stop timers and listeners."""
+        if self._motion is not None:
+            self._motion.async_stop()
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
-        for timer in (self._expiry, self._retry):
+        for timer in (self._expiry, self._retry, self._timer):
             if timer is not None:
                 timer()
-        self._expiry = self._retry = None
+        self._expiry = self._retry = self._timer = None
+
+    def _set_timer(self, interval: float) -> None:
+        """Scan every `interval` seconds from now on (0: not on a timer)."""
+        if self._timer is not None:
+            self._timer()
+            self._timer = None
+        if interval > 0:
+            self._timer = async_track_time_interval(
+                self.hass,
+                self._async_tick,
+                timedelta(seconds=interval),
+                name=f"coral_vision scan {self.settings.camera_entity}",
+                cancel_on_shutdown=True,
+            )
+
+    @callback
+    def _async_motion_started(self) -> None:
+        """Scan at the burst interval, the first frame now rather than at the first tick."""
+        self.bursts.started += 1
+        self.bursts.current = 0
+        self._set_timer(self.settings.burst_interval)
+        self.state = replace(self.state, bursting=True)
+        self._async_notify()
+        if not self._in_flight:
+            # Started eagerly: the camera is asked for its frame within this callback.
+            self.hass.async_create_background_task(
+                self.async_process(), name=f"coral_vision motion {self.settings.camera_entity}"
+            )
+
+    @callback
+    def _async_motion_ended(self) -> None:
+        """The hold time passed: back to the normal interval."""
+        self._set_timer(self.settings.scan_interval)
+        self.state = replace(self.state, bursting=False)
+        self._async_notify()
+        if not self.camera_ok:
+            self._schedule_retry()
 
     @callback
     def async_add_listener(self, update: Callable[[], None]) -> Callable[[], None]:
@@ -204,18 +282,20 @@ class CameraProcessor:
 
     async def _async_tick(self, _now: datetime) -> None:
         """Process a frame on the timer, unless the last one is still running."""
-        if not self._busy:
+        if not self._in_flight:
             await self.async_process()
 
     async def async_process(self) -> None:
         """Fetch a frame, run it and publish what it shows."""
-        self._busy = True
+        self._in_flight += 1
         try:
-            image = await self._async_fetch()
+            # An on-demand scan during a slow fetch waits for it rather than fetching beside it.
+            async with self._fetching:
+                image = await self._async_fetch()
             if image is None:
                 return
             try:
-                result = await self.accelerator.executor.run(self.source_id, image)
+                result = await self.accelerator.run(self.source_id, image)
             except (FrameSupersededError, ExecutorClosedError):
                 return
             except DelegateError as err:
@@ -228,7 +308,7 @@ class CameraProcessor:
             self._set_engine_error(None)
             await self._async_publish(image, result)
         finally:
-            self._busy = False
+            self._in_flight -= 1
 
     async def _async_fetch(self) -> bytes | None:
         """The camera's current frame; None (and unavailable, logged once) when it fails."""
@@ -258,14 +338,14 @@ class CameraProcessor:
 
     def _schedule_retry(self) -> None:
         """Try a lost camera again later: unavailable entities get no `image_processing.scan`."""
-        if self.settings.scan_interval > 0 or self._retry is not None:
+        if self._timer is not None or self._retry is not None:
             return
         self._retry = async_call_later(self.hass, CAMERA_RETRY, self._async_retry)
 
     async def _async_retry(self, _now: datetime) -> None:
         """Fetch a frame from the lost camera again."""
         self._retry = None
-        if not self._busy:
+        if not self._in_flight:
             await self.async_process()
 
     def _set_engine_error(self, error: str | None) -> None:
@@ -291,6 +371,9 @@ class CameraProcessor:
     async def _async_publish(self, image: bytes, result: FrameResult) -> None:
         """Confirm, fire events, save snapshots, and tell the entities."""
         now = dt_util.utcnow()
+        if self.state.bursting:
+            self.bursts.frames += 1
+            self.bursts.current += 1
         update = self.tracker.update(self.matching(result), self.hass.loop.time())
         state = replace(
             self.state,

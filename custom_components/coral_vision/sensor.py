@@ -1,4 +1,4 @@
-"""Sensors: each camera's object count, and the accelerator's diagnostics."""
+"""Sensors: each camera's object count, the accelerator's diagnostics, and each pooled TPU's."""
 
 from __future__ import annotations
 
@@ -12,22 +12,22 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import EntityCategory, UnitOfTemperature, UnitOfTime
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .accelerator import accelerator_device_info
-from .coordinator import AcceleratorCoordinator, AcceleratorStats
+from .coordinator import AcceleratorCoordinator, DeviceStats
 from .data import CoralVisionConfigEntry
-from .entity import CameraEntity, add_camera_entities
+from .entity import CameraEntity, add_camera_entities, tpu_device_info
 from .processor import CameraProcessor
 
 
 @dataclass(frozen=True, kw_only=True)
 class AcceleratorSensorDescription(SensorEntityDescription):
-    """A diagnostic sensor of the accelerator, read from its statistics."""
+    """A diagnostic sensor of the accelerator (or of one pooled TPU), read from its statistics."""
 
-    value_fn: Callable[[AcceleratorStats], float | str | None]
+    value_fn: Callable[[DeviceStats], float | str | None]
 
 
 def _tenths(value: float | None) -> float | None:
@@ -35,45 +35,41 @@ def _tenths(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-ACCELERATOR_SENSORS: tuple[AcceleratorSensorDescription, ...] = (
-    AcceleratorSensorDescription(
-        key="inference_time",
-        translation_key="inference_time",
-        native_unit_of_measurement=UnitOfTime.MILLISECONDS,
-        device_class=SensorDeviceClass.DURATION,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=1,
-        value_fn=lambda s: _tenths(s.executor.inference_p50_ms),
-    ),
-    AcceleratorSensorDescription(
-        key="frames_per_minute",
-        translation_key="frames_per_minute",
-        native_unit_of_measurement="frames/min",
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=1,
-        value_fn=lambda s: _tenths(s.frames_per_minute),
-    ),
-    AcceleratorSensorDescription(
-        key="queue_depth",
-        translation_key="queue_depth",
-        state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda s: s.executor.queue_depth,
-    ),
-    AcceleratorSensorDescription(
-        key="dropped_frames",
-        translation_key="dropped_frames",
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=lambda s: s.executor.frames_dropped,
-    ),
-    AcceleratorSensorDescription(
-        key="backend",
-        translation_key="backend",
-        device_class=SensorDeviceClass.ENUM,
-        options=["edgetpu_usb", "edgetpu_pci", "cpu"],
-        value_fn=lambda s: s.executor.backend.kind.replace("-", "_")
-        if s.executor.backend
-        else None,
-    ),
+INFERENCE_TIME = AcceleratorSensorDescription(
+    key="inference_time",
+    translation_key="inference_time",
+    native_unit_of_measurement=UnitOfTime.MILLISECONDS,
+    device_class=SensorDeviceClass.DURATION,
+    state_class=SensorStateClass.MEASUREMENT,
+    suggested_display_precision=1,
+    value_fn=lambda s: _tenths(s.executor.inference_p50_ms),
+)
+FRAMES_PER_MINUTE = AcceleratorSensorDescription(
+    key="frames_per_minute",
+    translation_key="frames_per_minute",
+    native_unit_of_measurement="frames/min",
+    state_class=SensorStateClass.MEASUREMENT,
+    suggested_display_precision=1,
+    value_fn=lambda s: _tenths(s.frames_per_minute),
+)
+QUEUE_DEPTH = AcceleratorSensorDescription(
+    key="queue_depth",
+    translation_key="queue_depth",
+    state_class=SensorStateClass.MEASUREMENT,
+    value_fn=lambda s: s.executor.queue_depth,
+)
+DROPPED_FRAMES = AcceleratorSensorDescription(
+    key="dropped_frames",
+    translation_key="dropped_frames",
+    state_class=SensorStateClass.TOTAL_INCREASING,
+    value_fn=lambda s: s.executor.frames_dropped,
+)
+BACKEND = AcceleratorSensorDescription(
+    key="backend",
+    translation_key="backend",
+    device_class=SensorDeviceClass.ENUM,
+    options=["edgetpu_usb", "edgetpu_pci", "cpu"],
+    value_fn=lambda s: s.executor.backend.kind.replace("-", "_") if s.executor.backend else None,
 )
 TEMPERATURE_SENSOR = AcceleratorSensorDescription(
     key="temperature",
@@ -84,6 +80,11 @@ TEMPERATURE_SENSOR = AcceleratorSensorDescription(
     suggested_display_precision=1,
     value_fn=lambda s: _tenths(s.temperature_c),
 )
+# One device: all on the accelerator's device. A pool: the totals on the pool's device, and
+# each TPU's own on its device.
+ACCELERATOR_SENSORS = (INFERENCE_TIME, FRAMES_PER_MINUTE, QUEUE_DEPTH, DROPPED_FRAMES, BACKEND)
+POOL_SENSORS = (INFERENCE_TIME, FRAMES_PER_MINUTE, QUEUE_DEPTH, DROPPED_FRAMES)
+TPU_SENSORS = (BACKEND, INFERENCE_TIME, FRAMES_PER_MINUTE)
 
 
 # State comes from the camera's processor or the coordinator: nothing to poll in parallel.
@@ -95,17 +96,47 @@ async def async_setup_entry(
     entry: CoralVisionConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the accelerator's diagnostics and one object counter per camera."""
+    """Add the accelerator's diagnostics, each pooled TPU's, and one object counter per camera."""
     coordinator = entry.runtime_data.coordinator
-    descriptions = list(ACCELERATOR_SENSORS)
-    if coordinator.data.temperature_c is not None:
-        descriptions.append(TEMPERATURE_SENSOR)
-    async_add_entities(AcceleratorSensor(entry, coordinator, d) for d in descriptions)
+    if entry.runtime_data.accelerator.pooled:
+        async_add_entities(AcceleratorSensor(entry, coordinator, d) for d in POOL_SENSORS)
+        _async_follow_members(entry, async_add_entities)
+    else:
+        descriptions = list(ACCELERATOR_SENSORS)
+        if coordinator.data.temperature_c is not None:
+            descriptions.append(TEMPERATURE_SENSOR)
+        async_add_entities(AcceleratorSensor(entry, coordinator, d) for d in descriptions)
     add_camera_entities(entry, async_add_entities, lambda processor: [ObjectCountSensor(processor)])
 
 
+def _async_follow_members(
+    entry: CoralVisionConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    """Add each pooled TPU's sensors now, and those of TPUs that join later."""
+    coordinator = entry.runtime_data.coordinator
+    added: set[str] = set()
+
+    @callback
+    def _async_add_new() -> None:
+        members = coordinator.data.devices
+        added.intersection_update(members)  # a TPU removed and plugged in again comes back
+        for device, stats in members.items():
+            if device in added:
+                continue
+            added.add(device)
+            descriptions = list(TPU_SENSORS)
+            if stats.temperature_c is not None:
+                descriptions.append(TEMPERATURE_SENSOR)
+            async_add_entities(
+                AcceleratorSensor(entry, coordinator, d, member=device) for d in descriptions
+            )
+
+    _async_add_new()
+    entry.async_on_unload(coordinator.async_add_listener(_async_add_new))
+
+
 class AcceleratorSensor(CoordinatorEntity[AcceleratorCoordinator], SensorEntity):
-    """One diagnostic value of the accelerator."""
+    """One diagnostic value of the accelerator, or of one TPU of its pool (`member`)."""
 
     _attr_has_entity_name = True
     _attr_entity_category = EntityCategory.DIAGNOSTIC
@@ -116,19 +147,36 @@ class AcceleratorSensor(CoordinatorEntity[AcceleratorCoordinator], SensorEntity)
         entry: CoralVisionConfigEntry,
         coordinator: AcceleratorCoordinator,
         description: AcceleratorSensorDescription,
+        member: str | None = None,
     ) -> None:
         """Describe the sensor."""
         super().__init__(coordinator)
         self.entity_description = description
-        self._attr_unique_id = f"{entry.entry_id}_{description.key}"
-        self._attr_device_info = accelerator_device_info(
-            entry, entry.runtime_data.accelerator.model.name
-        )
+        self.member = member
+        accelerator = entry.runtime_data.accelerator
+        if member is None:
+            self._attr_unique_id = f"{entry.entry_id}_{description.key}"
+            self._attr_device_info = accelerator_device_info(entry, accelerator.model.name)
+        else:
+            self._attr_unique_id = f"{entry.entry_id}_{member}_{description.key}"
+            self._attr_device_info = tpu_device_info(accelerator, member)
+
+    @property
+    def _stats(self) -> DeviceStats | None:
+        """The statistics this sensor reads: the total, or its TPU's while in the pool."""
+        data = self.coordinator.data
+        return data.total if self.member is None else data.devices.get(self.member)
+
+    @property
+    def available(self) -> bool:
+        """Unavailable once its TPU has left the pool."""
+        return super().available and self._stats is not None
 
     @property
     def native_value(self) -> float | str | None:
         """Read the value from the latest statistics."""
-        return self.entity_description.value_fn(self.coordinator.data)
+        stats = self._stats
+        return None if stats is None else self.entity_description.value_fn(stats)
 
 
 class ObjectCountSensor(CameraEntity, SensorEntity):

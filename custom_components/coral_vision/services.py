@@ -238,7 +238,7 @@ async def _async_run(hass: HomeAssistant, call: ServiceCall, task: Task) -> Serv
     try:
         # A source of its own: an action's frame never supersedes a camera's (or another call's);
         # on demand: actions have a few places of their own and never take a camera's.
-        result = await accelerator.executor.run(
+        result = await accelerator.run(
             f"action:{uuid.uuid4().hex}", image, timeout=ACTION_TIMEOUT, on_demand=True
         )
     except ImageError as err:

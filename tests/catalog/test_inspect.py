@@ -30,6 +30,8 @@ def expected_task(name: str) -> str:
         return "ssd_postprocess"
     if name.startswith(("mobilenet", "tf2_mobilenet")):
         return "classification"
+    if name.startswith("yolov8n"):
+        return "yolo"
     return "unsupported"
 
 

@@ -5,7 +5,9 @@
 ``load_error``, e.g. ``OSError`` for "library missing" or ``ValueError`` for "no device") and
 whose ``interpreter_factory``, when given that delegate, builds a REAL CPU interpreter: of the
 model itself, or of ``cpu_twin`` when the model is compiled for the Edge TPU (the CPU cannot run
-``edgetpu-custom-op``). Without the fake delegate it builds the plain real interpreter.
+``edgetpu-custom-op``). A twin quantized otherwise than the compiled model (the YOLO test files
+come from different compiles) has its inputs and outputs requantized so callers see the compiled
+model's. Without the fake delegate it builds the plain real interpreter.
 
 The interpreters it builds with the delegate run real inference, but the test can:
 
@@ -144,6 +146,7 @@ class FakeEdgeTpu:
         on_tpu = any(isinstance(d, FakeDelegate) for d in delegates)
         others = [d for d in delegates if not isinstance(d, FakeDelegate)]
         indices: dict[int, int] = {}
+        requantize: dict[int, tuple[Any, Any]] = {}
         if on_tpu and _compiled(model_content):
             if self.cpu_twin is None:
                 raise ValueError("FakeEdgeTpu needs cpu_twin to run an *_edgetpu.tflite model")
@@ -153,14 +156,22 @@ class FakeEdgeTpu:
             twin = real.interpreter_factory(model_content=self.cpu_twin)
             for getter in ("get_input_details", "get_output_details"):
                 pairs = zip(getattr(compiled, getter)(), getattr(twin, getter)(), strict=True)
-                indices.update({a["index"]: b["index"] for a, b in pairs})
+                for ours, theirs in pairs:
+                    indices[ours["index"]] = theirs["index"]
+                    if (ours["quantization"], ours["dtype"]) != (
+                        theirs["quantization"],
+                        theirs["dtype"],
+                    ):
+                        requantize[ours["index"]] = (ours, theirs)
             model_content = self.cpu_twin
         interpreter = real.interpreter_factory(
             model_content=model_content, experimental_delegates=others or None, **kwargs
         )
         with self._lock:
             self.interpreters += 1
-        return _TpuInterpreter(interpreter, self, indices) if on_tpu else interpreter
+        if on_tpu:
+            return _TpuInterpreter(interpreter, self, indices, requantize)
+        return interpreter
 
     def _invoke(self, interpreter: Any, gate: threading.Event) -> None:
         with self._lock:
@@ -183,23 +194,49 @@ class FakeEdgeTpu:
 class _TpuInterpreter:
     """A real interpreter whose invoke() goes through the fake TPU's switches."""
 
-    def __init__(self, interpreter: Any, tpu: FakeEdgeTpu, indices: dict[int, int]) -> None:
+    def __init__(
+        self,
+        interpreter: Any,
+        tpu: FakeEdgeTpu,
+        indices: dict[int, int],
+        requantize: dict[int, tuple[Any, Any]] | None = None,
+    ) -> None:
         self._interpreter = interpreter
         self._tpu = tpu
         self._indices = indices
+        self._requantize = requantize or {}
         self._gate = tpu._running
 
     def invoke(self) -> None:
         self._tpu._invoke(self._interpreter, self._gate)
 
     def set_tensor(self, index: int, value: Any) -> None:
+        if index in self._requantize:
+            ours, theirs = self._requantize[index]
+            value = _requantized(value, ours, theirs)
         self._interpreter.set_tensor(self._indices.get(index, index), value)
 
     def get_tensor(self, index: int) -> Any:
-        return self._interpreter.get_tensor(self._indices.get(index, index))
+        value = self._interpreter.get_tensor(self._indices.get(index, index))
+        if index in self._requantize:
+            ours, theirs = self._requantize[index]
+            value = _requantized(value, theirs, ours)
+        return value
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._interpreter, name)
+
+
+def _requantized(value: Any, source: dict[str, Any], target: dict[str, Any]) -> Any:
+    """A tensor quantized as `source` describes, quantized as `target` describes."""
+    scale, zero_point = source["quantization"]
+    real = (np.asarray(value, np.float64) - zero_point) * scale if scale else value
+    scale, zero_point = target["quantization"]
+    dtype = np.dtype(target["dtype"])
+    if not scale:
+        return np.asarray(real, dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(real / scale + zero_point), info.min, info.max).astype(dtype)
 
 
 def make_usb_tpu(

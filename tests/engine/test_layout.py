@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from graphlib import CycleError, TopologicalSorter
@@ -52,7 +53,7 @@ def _graph() -> dict[str, set[str]]:
 
 def test_engine_layers_import_each_other_without_a_cycle() -> None:
     graph = _graph()
-    assert {"models", "vision", "inference", "camera", "cli"} <= graph.keys()
+    assert {"models", "vision", "inference", "camera", "cli", "server"} <= graph.keys()
     try:
         order = list(TopologicalSorter(graph).static_order())
     except CycleError as err:  # pragma: no cover - the failure message
@@ -61,8 +62,29 @@ def test_engine_layers_import_each_other_without_a_cycle() -> None:
 
 
 def test_nothing_in_the_engine_imports_its_edges() -> None:
-    importers = [part for part, edges in _graph().items() if "cli" in edges]
-    assert importers == []
+    graph = _graph()
+    assert [part for part, edges in graph.items() if "cli" in edges] == []
+    # The command line runs the server; nothing else in the engine knows it.
+    assert [part for part, edges in graph.items() if "server" in edges] == ["cli"]
+
+
+def test_the_server_runs_without_home_assistant() -> None:
+    # The top-level package "engine", as scripts/coral-vision and the app run it.
+    code = (
+        "import sys\n"
+        "import engine.server.__main__, engine.server.app\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('homeassistant', 'custom_components')]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "custom_components" / "coral_vision")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_the_engine_never_imports_home_assistant() -> None:

@@ -103,7 +103,7 @@ def test_frames_go_to_the_executor_with_fewest_in_flight(
     assert dispatcher.assignments() == {}  # close forgets everything
     assert [name for name, _ in stats.executors] == ["usb:0", "usb:1"]
     assert [s.frames_done for _, s in stats.executors] == [4, 2]
-    assert stats.frames_done == 6
+    assert stats.total.frames_done == 6
     assert stats.on_tpu == 2
 
 

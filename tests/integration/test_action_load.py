@@ -78,7 +78,7 @@ async def test_actions_never_starve_the_camera(
 async def test_an_engine_failure_is_a_translated_error(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    await hass.async_add_executor_job(loaded_entry.runtime_data.accelerator.executor.close)
+    await hass.async_add_executor_job(loaded_entry.runtime_data.accelerator.dispatcher.close)
     outcome = await detect(hass)
     assert isinstance(outcome, HomeAssistantError)
     assert outcome.translation_key == "inference_failed"

@@ -125,7 +125,7 @@ async def test_catalog_model_on_the_cpu_creates_the_entry(hass: HomeAssistant) -
 async def test_edge_tpu_is_offered_and_falls_back_to_its_cpu_twin(hass: HomeAssistant) -> None:
     with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[USB_TPU]):
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-        assert options(result, "device") == ["usb:0", "cpu"]
+        assert options(result, "device") == ["usb:0", "all", "cpu"]
         assert default(result, "device") == "usb:0"
         assert result["description_placeholders"] == {"found": "1"}
         result = await hass.config_entries.flow.async_configure(
@@ -154,7 +154,7 @@ async def test_only_devices_not_set_up_are_offered(hass: HomeAssistant) -> None:
     MockConfigEntry(domain=DOMAIN, data={"device": "cpu"}, unique_id="cpu").add_to_hass(hass)
     with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[USB_TPU]):
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    assert options(result, "device") == ["usb:0"]
+    assert options(result, "device") == ["usb:0", "all"]
     # Through the API anyway: the form refuses it.
     with pytest.raises(InvalidData) as refused:
         await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
@@ -434,7 +434,7 @@ async def test_reconfigure_changes_the_model_and_reloads(
     entry = cpu_entry()
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    old_executor = entry.runtime_data.accelerator.executor
+    old_executor = entry.runtime_data.accelerator.dispatcher
 
     result = await entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
@@ -450,7 +450,7 @@ async def test_reconfigure_changes_the_model_and_reloads(
 
     assert entry.data == {"device": "cpu", "model": "mobilenet_v2_imagenet"}
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data.accelerator.executor is not old_executor
+    assert entry.runtime_data.accelerator.dispatcher is not old_executor
     response = await hass.services.async_call(
         DOMAIN,
         "classify",
@@ -672,7 +672,7 @@ async def test_reconfigure_to_a_model_lacking_watched_labels_names_the_cameras(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    executor = entry.runtime_data.accelerator.executor
+    executor = entry.runtime_data.accelerator.dispatcher
 
     result = await entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
@@ -687,7 +687,7 @@ async def test_reconfigure_to_a_model_lacking_watched_labels_names_the_cameras(
         "- Front door (camera.front_door): person, tie"
     )
     assert entry.data["model"] == "tf_coco_ssd_mobilenet_v1", "unchanged"
-    assert entry.runtime_data.accelerator.executor is executor, "not reloaded"
+    assert entry.runtime_data.accelerator.dispatcher is executor, "not reloaded"
 
     # Back to the models: one with the labels is taken.
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
@@ -737,7 +737,7 @@ async def test_changed_options_reload_the_entry(
     own = patch.object(CoralVisionOptionsFlow, "automatic_reload", False, create=True)
     with own if forced else contextlib.nullcontext():
         for mirror, reloads in ((str(models_dir), True), (str(models_dir), False)):
-            executor = loaded_entry.runtime_data.accelerator.executor
+            executor = loaded_entry.runtime_data.accelerator.dispatcher
             result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
             result = await hass.config_entries.options.async_configure(
                 result["flow_id"], {"mirror": mirror}
@@ -746,4 +746,4 @@ async def test_changed_options_reload_the_entry(
             await hass.async_block_till_done()
             assert loaded_entry.options == {"mirror": mirror}
             assert loaded_entry.state is ConfigEntryState.LOADED
-            assert (loaded_entry.runtime_data.accelerator.executor is not executor) is reloads
+            assert (loaded_entry.runtime_data.accelerator.dispatcher is not executor) is reloads

@@ -106,7 +106,7 @@ async def test_stopping_home_assistant_closes_the_engine(
     assert our_threads()
     await hass.async_stop(force=True)
     assert our_threads() == []
-    assert loaded_entry.runtime_data.accelerator.executor.closed
+    assert all(e.closed for e in loaded_entry.runtime_data.accelerator.dispatcher.executors)
 
 
 async def test_unload_after_stop_listener_removed_quietly(

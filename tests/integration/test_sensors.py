@@ -81,7 +81,7 @@ async def test_inference_time_and_dropped_frames(
 ) -> None:
     photo_camera.photo = images_dir / "kite_and_cold.jpg"
     await scan(hass)
-    executor = loaded_entry.runtime_data.accelerator.executor
+    executor = loaded_entry.runtime_data.accelerator.dispatcher
     photo = (images_dir / "kite_and_cold.jpg").read_bytes()
 
     def burst() -> None:

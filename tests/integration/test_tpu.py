@@ -260,7 +260,7 @@ async def test_failed_reopen_keeps_the_cpu(
     bus.unplug()
     await scan(hass)
     await settle(hass, lambda: issue(hass, tpu_entry) is not None)
-    executor = tpu_entry.runtime_data.accelerator.executor
+    executor = tpu_entry.runtime_data.accelerator.dispatcher.executors[0]
     attempts: list[Model] = []
 
     async def refuse(model: Model, cpu_model: Model | None = None) -> None:

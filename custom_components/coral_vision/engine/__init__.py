@@ -15,7 +15,8 @@ The map, each layer using only the ones above it:
   (catalog models) and `links` (a user's URL), `inspect` (the model check).
 - `vision/`: frames in, results out.
   `image_guard` (image headers checked before decoding), `preprocess` (decode and resize),
-  `detect` (the SSD decoder), `classify` and `annotate` (boxes drawn).
+  `detect` (the SSD decoder and the one entry for every model), `yolo` (anchor-free YOLO heads:
+  decode and NMS), `classify` and `annotate` (boxes drawn).
 - `inference/`: running models on a device.
   `devices` (Edge TPUs found), `delegate` (a backend: the Edge TPU or the CPU fallback),
   `executor` (one device's request queue and worker), `dispatcher` (a pool of executors,
@@ -23,5 +24,7 @@ The map, each layer using only the ones above it:
   `trial` (one frame run to try a model on a device).
 - `camera/`: a camera's logic over results.
   `filters` (labels, scores, areas, region), `tracking` (confirmation across frames).
-- `cli`: the command line, at the edge: nothing in the engine imports it.
+- `cli`: the command line, and `server/` (the engine over HTTP: native API, DeepStack-compatible
+  endpoints, metrics, discovery), the edges: nothing in the engine imports them (cli runs the
+  server's `serve` command).
 """

@@ -5,9 +5,11 @@ scripts/coral-vision):
 
   coral-vision devices [--json]
   coral-vision classify --model M [--labels L] [--top-k K] [--threshold T] IMAGE...
-  coral-vision detect --model M [--labels L] [--threshold T] [--top-k K] IMAGE...
+  coral-vision detect --model M [--labels L] [--threshold T] [--top-k K] IMAGE...  (SSD or YOLO)
   coral-vision bench --model M [--image I] [--frames N] [--sources S]
   coral-vision inspect MODEL [--labels FILE] [--json]   (a file or a model URL)
+  coral-vision serve [--host H] [--port P] [--api-key K] [--devices D] [--model M]...
+                                                     (the HTTP server: see engine/server)
 
 Every command but devices takes --device (auto: the first Edge TPU, else the CPU; cpu; usb:N;
 pci:N), --cpu-model (the CPU version of an *_edgetpu.tflite model) and --num-threads.
@@ -59,6 +61,7 @@ from .models.inspect import ModelReport, format_report, inspect_model
 from .models.links import fetch_model
 from .models.model import Model, load_model
 from .results import FrameResult
+from .server.__main__ import main as serve
 from .vision.image_guard import MAX_IMAGE_BYTES
 
 PROG = "coral-vision"
@@ -81,6 +84,9 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve"]:
+        # The server parses its own options and runs until a signal.
+        return serve(arguments[1:], prog=f"{PROG} serve")
     if arguments[:1] == ["inspect"]:
         # inspect parses its own arguments.
         with _native_stderr_silenced():
@@ -161,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # main() hands "inspect ..." to run_inspect before parsing; listed here for --help.
     inspect.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    serve_ = commands.add_parser("serve", add_help=False, help="serve the engine over HTTP")
+    # main() hands "serve ..." to the server before parsing; listed here for --help.
+    serve_.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 

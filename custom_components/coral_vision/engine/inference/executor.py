@@ -52,7 +52,7 @@ from ..errors import (
 from ..results import FrameResult
 from ..runtime import Runtime
 from ..vision.detect import decode_outputs
-from ..vision.preprocess import PreparedFrame, ResizeMode
+from ..vision.preprocess import PreparedFrame
 from .delegate import Backend, BackendInfo
 from .devices import EdgeTpu, list_edge_tpus
 from .lifecycle import BackendOptions, Lifecycle, Worker
@@ -65,7 +65,7 @@ from .watchdog import Watchdog
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-    from ..models.model import Model
+    from ..models.model import Model, ResizeMode
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Executor:
         hang_limit: float = 10.0,
         threshold: float = 0.25,
         top_k: int = 10,
-        resize: ResizeMode = "stretch",
+        resize: ResizeMode | None = None,
         pool: ThreadPoolExecutor | None = None,
         on_backend_change: Callable[[BackendInfo], None] | None = None,
         list_tpus: Callable[[], Sequence[EdgeTpu]] = list_edge_tpus,

@@ -11,38 +11,24 @@ from dataclasses import dataclass
 
 from ..results import FrameResult
 from .executor import Executor
-from .stats import ExecutorStats
+from .stats import ExecutorStats, total_stats
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoolStats:
-    """Every executor's statistics by name, and their sum (inference times stay per executor)."""
+    """Every executor's statistics by name, their total, and how many run on an Edge TPU now."""
 
     executors: tuple[tuple[str, ExecutorStats], ...]
-    frames_done: int
-    frames_dropped: int
-    frames_failed: int
-    frames_rejected: int
-    frames_timed_out: int
-    queue_depth: int
-    queue_limit: int
-    backend_changes: int
+    total: ExecutorStats
     on_tpu: int
 
 
 def pool_stats(named: Sequence[tuple[str, ExecutorStats]]) -> PoolStats:
-    """Add up executors' statistics; `on_tpu` counts those running on an Edge TPU now."""
+    """Add up executors' statistics (at least one)."""
     stats = [s for _, s in named]
     return PoolStats(
         executors=tuple(named),
-        frames_done=sum(s.frames_done for s in stats),
-        frames_dropped=sum(s.frames_dropped for s in stats),
-        frames_failed=sum(s.frames_failed for s in stats),
-        frames_rejected=sum(s.frames_rejected for s in stats),
-        frames_timed_out=sum(s.frames_timed_out for s in stats),
-        queue_depth=sum(s.queue_depth for s in stats),
-        queue_limit=sum(s.queue_limit for s in stats),
-        backend_changes=sum(s.backend_changes for s in stats),
+        total=total_stats(stats),
         on_tpu=sum(1 for s in stats if s.backend is not None and s.backend.kind != "cpu"),
     )
 

@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..errors import ImageError
-from ..vision.preprocess import PreparedFrame, ResizeMode, prepare_frame
+from ..vision.preprocess import PreparedFrame, prepare_frame
 
 if TYPE_CHECKING:
+    from ..models.model import ResizeMode
     from .shared import Shared
 
 _LOGGER = logging.getLogger(__name__)
@@ -30,11 +31,11 @@ def make_pool() -> ThreadPoolExecutor:
 class Preparation:
     """Keeps up to pool_size() prepare jobs in the pool while frames wait unprepared."""
 
-    def __init__(self, shared: Shared, pool: ThreadPoolExecutor, resize: ResizeMode) -> None:
-        """Prepare the shared table's frames in `pool`."""
+    def __init__(self, shared: Shared, pool: ThreadPoolExecutor, resize: ResizeMode | None) -> None:
+        """Prepare the shared table's frames in `pool`; resize None: as each model wants."""
         self._shared = shared
         self._pool = pool
-        self._resize: ResizeMode = resize
+        self._resize = resize
         self._limit = pool_size()
         self._jobs = 0
 

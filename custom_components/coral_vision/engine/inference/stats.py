@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from .delegate import BackendInfo
 
@@ -106,3 +107,32 @@ class StatsRecorder:
                 backend=backend,
                 backend_changes=self._backend_changes,
             )
+
+
+def total_stats(stats: Iterable[ExecutorStats]) -> ExecutorStats:
+    """Add up executors' statistics into one; a single executor's are its own.
+
+    The pool's p50 is the members' p50s weighted by frames done (a median is not additive),
+    its p95 the worst member's.
+    """
+    members = list(stats)
+    if len(members) == 1:
+        return members[0]
+    weights = [(s.inference_p50_ms, s.frames_done) for s in members if s.inference_p50_ms]
+    frames = sum(w for _, w in weights)
+    p50 = sum(p * w for p, w in weights) / frames if frames else None
+    p95s = [s.inference_p95_ms for s in members if s.inference_p95_ms is not None]
+    return replace(
+        members[0],
+        frames_done=sum(s.frames_done for s in members),
+        frames_dropped=sum(s.frames_dropped for s in members),
+        frames_failed=sum(s.frames_failed for s in members),
+        frames_rejected=sum(s.frames_rejected for s in members),
+        frames_timed_out=sum(s.frames_timed_out for s in members),
+        inference_p50_ms=p50,
+        inference_p95_ms=max(p95s) if p95s else None,
+        queue_depth=sum(s.queue_depth for s in members),
+        queue_peak=sum(s.queue_peak for s in members),
+        queue_limit=sum(s.queue_limit for s in members),
+        backend_changes=sum(s.backend_changes for s in members),
+    )

@@ -56,6 +56,8 @@ class CatalogEntry:
     labels: ModelFile | None
     # How the entry differs from one of the same name and task; empty when nothing needs saying.
     description: str = ""
+    # The weights' licence where it binds the user more than Apache-2.0 (e.g. AGPL-3.0).
+    license: str = ""
 
     @property
     def label(self) -> str:
@@ -140,6 +142,7 @@ def _entry(raw: Any) -> CatalogEntry:
         edgetpu=_file(raw.get("edgetpu"), ident),
         labels=_file(raw.get("labels"), ident),
         description=_text(raw, "description", ident) if "description" in raw else "",
+        license=_text(raw, "license", ident) if "license" in raw else "",
     )
 
 

@@ -23,12 +23,22 @@ from .model import (
     EDGETPU_OP,
     DetectionLayout,
     ModelDescription,
+    ResizeMode,
+    YoloLayout,
     describe_model,
     labels_misfit,
     read_model,
 )
 
-type ModelKind = Literal["classification", "ssd_postprocess", "unsupported"]
+type ModelKind = Literal["classification", "ssd_postprocess", "yolo", "unsupported"]
+
+# What each kind of model does, in words (the engine's task is "detection" for both detectors).
+KIND_NAMES: dict[ModelKind, str] = {
+    "ssd_postprocess": "object detection (SSD)",
+    "yolo": "object detection (YOLO)",
+    "classification": "image classification",
+    "unsupported": "not supported",
+}
 
 METADATA_NAME = "TFLITE_METADATA"
 _SHOWN_OPS = 10  # distinct CPU operators a report names before "and N more"
@@ -56,7 +66,13 @@ class ModelReport:
     size: int = 0
     sha256: str = ""
     warnings: tuple[str, ...] = field(default=())
-    detection_layout: DetectionLayout | None = None
+    detection_layout: DetectionLayout | YoloLayout | None = None
+    resize: ResizeMode | None = None  # how frames are fitted to the input
+
+    @property
+    def task_name(self) -> str:
+        """What the model does, in words: "object detection (YOLO)"."""
+        return KIND_NAMES[self.task]
 
     @property
     def supported(self) -> bool:
@@ -75,6 +91,7 @@ class ModelReport:
         """A JSON-friendly form."""
         return {
             "task": self.task,
+            "task_name": self.task_name,
             "supported": self.supported,
             "reason": self.reason,
             "input": _tensor_dict(self.input) if self.input else None,
@@ -95,6 +112,7 @@ class ModelReport:
             "sha256": self.sha256,
             "warnings": list(self.warnings),
             "detection_layout": asdict(self.detection_layout) if self.detection_layout else None,
+            "resize": self.resize,
         }
 
 
@@ -122,9 +140,7 @@ def _report(described: ModelDescription, data: bytes, labels_path: Path | None) 
     inputs = [model.tensor(i) for i in model.inputs]
     outputs = tuple(model.tensor(i) for i in model.outputs)
     image = inputs[0] if len(inputs) == 1 else None
-    task: ModelKind = "unsupported"
-    if described.task is not None:
-        task = "ssd_postprocess" if described.task == "detection" else "classification"
+    task = _kind(described)
     warnings = []
     if model.subgraph_count > 1:
         warnings.append(f"{model.subgraph_count} subgraphs: only the first one is checked")
@@ -163,6 +179,28 @@ def _report(described: ModelDescription, data: bytes, labels_path: Path | None) 
         sha256=hashlib.sha256(data).hexdigest(),
         warnings=tuple(warnings),
         detection_layout=described.detection_layout,
+        resize=described.input.resize if described.input else None,
+    )
+
+
+def _kind(described: ModelDescription) -> ModelKind:
+    if described.task is None:
+        return "unsupported"
+    if described.task == "classification":
+        return "classification"
+    return "yolo" if isinstance(described.detection_layout, YoloLayout) else "ssd_postprocess"
+
+
+def _task_detail(report: ModelReport) -> str:
+    """The task in words, with a YOLO head's classes, candidates and how frames are fitted."""
+    layout = report.detection_layout
+    if not isinstance(layout, YoloLayout):
+        return report.task_name
+    order = "[1, 4 + C, N]" if layout.channels_first else "[1, N, 4 + C]"
+    return (
+        f"{report.task_name}: {layout.classes} class{'es' if layout.classes != 1 else ''}, "
+        f"{layout.candidates} candidates "
+        f"as {order}, frames {report.resize}ed"
     )
 
 
@@ -195,7 +233,7 @@ def format_report(report: ModelReport) -> str:
     """A short human-readable report."""
     lines = []
     if report.supported:
-        lines.append(f"task: {report.task}")
+        lines.append(f"task: {report.task} ({_task_detail(report)})")
     else:
         lines.append(f"task: unsupported ({report.reason})")
     if report.input is not None:

@@ -1,5 +1,9 @@
 """Class labels: Coral's "id  name" files, plain line lists, TF label maps and model metadata.
 
+A model's metadata is a zip appended to the file: TFLite metadata's labels file, or the
+`names` mapping Ultralytics writes there as JSON (metadata.json) or as a Python dict's text
+(temp_meta.txt) — read by a linear scanner, never evaluated.
+
 Labels files and the labels a model embeds are untrusted: their size, the number of names and
 the length of a name are capped, binary data is refused, parsing is linear in the text, and
 errors quote at most a short sample of it.
@@ -36,6 +40,20 @@ _MAX_NON_TEXT = 0.1  # of the characters
 # Members a model's metadata zip may hold before it is not worth reading.
 _MAX_ZIP_MEMBERS = 1024
 _SAMPLE_CHARS = 40
+# What a model's metadata zip may name its labels or its Ultralytics metadata.
+_METADATA_FILES = (".json", ".yaml", ".yml")
+_TEXT_FILES = (".txt", *_METADATA_FILES)
+# Ultralytics' `names` mapping in JSON, a Python dict's text or YAML: the key, then one
+# `id: 'name'` entry at a time. Each quoted string is the unrolled `[^q\\]*(\\.[^q\\]*)*`, so
+# matching stays linear.
+_NAMES_KEY = re.compile(r"""(?:["']names["']\s*:\s*\{)|(?:^names:[ \t]*$)""", re.MULTILINE)
+_NAME_ENTRY = re.compile(
+    r"""\s*["']?(\d{1,9})["']?\s*:\s*"""
+    r"""(?:'([^'\\]*(?:\\.[^'\\]*)*)'|"([^"\\]*(?:\\.[^"\\]*)*)")\s*([,}])"""
+)
+_YAML_ENTRY = re.compile(r"""\n[ \t]+(\d{1,9}):[ \t]*([^\n]*)""")
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)", re.DOTALL)
+_ESCAPED = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "/": "/"}
 
 
 @dataclass(frozen=True, repr=False)
@@ -139,8 +157,11 @@ def load_labels(path: Path) -> Labels:
             data = handle.read(info.st_size)  # what it held when checked, if it grows meanwhile
     except OSError as err:
         raise LabelsError(f"cannot read labels file {path}: {err.strerror or err}") from err
+    text = data.decode("utf-8", errors="replace")
     try:
-        return parse_labels(data.decode("utf-8", errors="replace"))
+        # Ultralytics' metadata.yaml (or .json) beside a model names its classes too.
+        names = ultralytics_names(text) if path.suffix.lower() in _METADATA_FILES else None
+        return names if names is not None else parse_labels(text)
     except LabelsError as err:
         raise LabelsError(f"{path}: {err}") from err
 
@@ -163,12 +184,10 @@ def read_metadata_labels(model_content: bytes) -> Labels | None:
         raise LabelsError(f"its metadata zip lists {members} files, more than {_MAX_ZIP_MEMBERS}")
     try:
         with zipfile.ZipFile(io.BytesIO(model_content)) as archive:
-            texts = [i for i in archive.infolist() if i.filename.lower().endswith(".txt")]
-            # Prefer a member named like a labels file when the model carries several.
-            texts.sort(key=lambda info: "label" not in info.filename.lower())
+            texts = [i for i in archive.infolist() if i.filename.lower().endswith(_TEXT_FILES)]
             if not texts:
                 return None
-            member = texts[0]
+            member = min(texts, key=_member_rank)
             if member.file_size > MAX_LABELS_BYTES:
                 raise LabelsError(
                     f"{sample(member.filename)}: {member.file_size} bytes; "
@@ -186,7 +205,89 @@ def read_metadata_labels(model_content: bytes) -> Labels | None:
         NotImplementedError,
     ) as err:
         raise LabelsError(f"its metadata zip is unreadable: {sample(str(err), 120)}") from err
-    return parse_labels(data.decode("utf-8", errors="replace"))
+    text = data.decode("utf-8", errors="replace")
+    names = ultralytics_names(text)
+    if names is not None:
+        return names
+    return parse_labels(text) if member.filename.lower().endswith(".txt") else None
+
+
+def _member_rank(info: zipfile.ZipInfo) -> int:
+    """A labels file first, then Ultralytics' metadata, then any other text (in zip order)."""
+    name = info.filename.lower()
+    if "label" in name and name.endswith(".txt"):
+        return 0
+    return 1 if name.endswith(_METADATA_FILES) or "meta" in name else 2
+
+
+def ultralytics_names(text: str) -> Labels | None:
+    """The `names` Ultralytics metadata holds, None without one; LabelsError when it is bad."""
+    key = _NAMES_KEY.search(text)
+    if key is None:
+        return None
+    if key.group().startswith("names"):
+        pairs = _yaml_names(text, key.end())
+    else:
+        pairs = _mapping_names(text, key.end())
+    if not pairs:
+        raise LabelsError("its metadata's names mapping is empty")
+    labels: dict[int, str] = {}
+    for class_id, name in pairs:
+        if len(name) > MAX_LABEL_CHARS:
+            raise LabelsError(
+                f"a label of {len(name)} characters ({sample(name)!r}): "
+                f"a label has at most {MAX_LABEL_CHARS}"
+            )
+        _refuse_non_text(name)
+        labels[class_id] = name
+    return Labels(labels)
+
+
+def _mapping_names(text: str, position: int) -> list[tuple[int, str]]:
+    """`id: 'name'` entries of a JSON or Python dict up to its closing brace."""
+    pairs: list[tuple[int, str]] = []
+    if text[position:].lstrip().startswith("}"):
+        return pairs
+    while len(pairs) < MAX_LABELS:
+        entry = _NAME_ENTRY.match(text, position)
+        if entry is None:
+            raise LabelsError(
+                f"its metadata's names are not id: 'name' pairs near "
+                f"{sample(text[position : position + 60])!r}"
+            )
+        quoted = entry.group(2) if entry.group(2) is not None else entry.group(3)
+        pairs.append((int(entry.group(1)), _unescape(quoted)))
+        if entry.group(4) == "}":
+            return pairs
+        position = entry.end()
+    raise LabelsError(f"its metadata names more than {MAX_LABELS} classes")
+
+
+def _yaml_names(text: str, position: int) -> list[tuple[int, str]]:
+    """Indented `id: name` lines after a YAML `names:` line."""
+    pairs: list[tuple[int, str]] = []
+    while len(pairs) <= MAX_LABELS:
+        entry = _YAML_ENTRY.match(text, position)
+        if entry is None:
+            return pairs
+        pairs.append((int(entry.group(1)), entry.group(2).strip().strip("'\"")))
+        position = entry.end()
+    raise LabelsError(f"its metadata names more than {MAX_LABELS} classes")
+
+
+def _unescape(quoted: str) -> str:
+    """A JSON or Python string literal's text: its escapes resolved, surrogate pairs joined."""
+    if "\\" not in quoted:
+        return quoted
+    text = _ESCAPE.sub(_escaped, quoted)
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", errors="replace")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = match.group(1)
+    if len(code) > 1:
+        return chr(int(code[1:], 16))
+    return _ESCAPED.get(code, code)
 
 
 def _zip_members(data: bytes) -> int | None:

@@ -1,7 +1,8 @@
 """Decide what a TFLite model is, once, for the model check and for loading it to run.
 
 `describe_model` reads the file with the bounded flatbuffer reader and decides the task, the
-detection output layout, the input, the outputs, the embedded labels and the Edge TPU ops.
+detection output layout (SSD post-processed or a raw anchor-free YOLO head), the input and how
+frames are prepared for it, the outputs, the embedded labels and the Edge TPU ops.
 `inspect_model` (the config flow's and the CLI's check) and `load_model` both use it, so a model
 the check calls supported is a model that loads, unless the interpreter itself rejects the file.
 """
@@ -11,9 +12,9 @@ from __future__ import annotations
 import logging
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,18 @@ _SIGNATURE_OUTPUTS = (
     ("output_3", "output_2", "output_1", "output_0"),
 )
 _DESCRIBED_OUTPUTS = 6  # outputs a refusal lists before "and N more"
+# An anchor-free YOLO head predicts one candidate per cell of the stride 8, 16 and 32 grids.
+YOLO_STRIDES = (8, 16, 32)
+YOLO_BOX_ROWS = 4  # cx, cy, w, h before the class scores
+# Values a YOLO output may hold: 8 M is 12 times YOLOv8 at 640 px with COCO's 80 classes.
+MAX_YOLO_VALUES = 8 * 1024 * 1024
+_MIN_YOLO_CANDIDATES = 64  # fewer, off the stride grid, is not a YOLO head
+_END_TO_END_ROWS = 6  # x1, y1, x2, y2, score, class: an export with NMS built in
+
+type ResizeMode = Literal["stretch", "letterbox"]
+# What pixel values 0..255 become before quantization: -1..1 (TF's SSD and classifiers) or
+# 0..1 (Ultralytics).
+type PixelRange = Literal["symmetric", "unit"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,9 @@ class InputSpec:
     scale: float
     zero_point: int
     index: int
+    # How frames are prepared: two models alike in tensor but not in these take other frames.
+    resize: ResizeMode = "stretch"
+    pixels: PixelRange = "symmetric"
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,22 @@ TF2_LAYOUT = DetectionLayout(scores=0, boxes=1, count=2, classes=3)
 
 
 @dataclass(frozen=True)
+class YoloLayout:
+    """An anchor-free YOLO head: one output of 4 box rows and `classes` score rows per candidate."""
+
+    classes: int
+    candidates: int
+    # True for [1, 4 + C, N] (Ultralytics' export), False for [1, N, 4 + C].
+    channels_first: bool
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The output's shape."""
+        rows = YOLO_BOX_ROWS + self.classes
+        return (1, rows, self.candidates) if self.channels_first else (1, self.candidates, rows)
+
+
+@dataclass(frozen=True)
 class Model:
     """A model's bytes and what the engine learned about it."""
 
@@ -97,8 +129,8 @@ class Model:
     outputs: tuple[OutputSpec, ...]
     labels: Labels
     edgetpu: bool
-    detection_layout: DetectionLayout | None = None
-    # How many scores a classification model outputs; None for detection.
+    detection_layout: DetectionLayout | YoloLayout | None = None
+    # How many scores a classification or YOLO model outputs; None for SSD.
     num_classes: int | None = None
 
 
@@ -111,7 +143,7 @@ class ModelDescription:
     reason: str | None
     input: InputSpec | None
     outputs: tuple[OutputSpec, ...]
-    detection_layout: DetectionLayout | None
+    detection_layout: DetectionLayout | YoloLayout | None
     num_classes: int | None
     operators: tuple[str, ...] = field(repr=False)
     edgetpu: bool
@@ -150,18 +182,25 @@ def describe_model(content: bytes) -> ModelDescription:
     task: Task | None = None
     reason = None
     spec = None
-    layout = None
+    layout: DetectionLayout | YoloLayout | None = None
     num_classes = None
     out_specs: tuple[OutputSpec, ...] = ()
+    notes: list[str] = []
     try:
         spec = _input_spec(inputs, parsed.inputs)
         task, num_classes = _task(outputs, operators)
         out_specs = tuple(_output_spec(t, i) for t, i in zip(outputs, parsed.outputs, strict=True))
         if task == "detection":
             layout = _signature_layout(parsed) or TF1_LAYOUT
+        elif task is None:
+            layout = _yolo_layout(outputs, spec, notes)
+            task, num_classes = "detection", layout.classes
+            # Ultralytics trains on letterboxed frames of pixels scaled to 0..1.
+            spec = replace(spec, resize="letterbox", pixels="unit")
     except _Unsupported as err:
-        task, reason, spec, num_classes = None, str(err), None, None
+        task, reason, spec, num_classes, layout = None, str(err), None, None, None
     labels, warnings = _embedded_labels(content, num_classes)
+    warnings = (*notes, *warnings)
     return ModelDescription(
         parsed=parsed,
         task=task,
@@ -199,8 +238,8 @@ def _input_spec(inputs: Sequence[Tensor], indices: Sequence[int]) -> InputSpec:
     )
 
 
-def _task(outputs: Sequence[Tensor], operators: Sequence[str]) -> tuple[Task, int | None]:
-    """Detection (SSD post-processing op, 4 outputs) or classification (one score vector)."""
+def _task(outputs: Sequence[Tensor], operators: Sequence[str]) -> tuple[Task | None, int | None]:
+    """Detection (SSD op, 4 outputs), classification (one score vector), None: maybe YOLO."""
     for tensor in outputs:
         if tensor.dtype not in _OUTPUT_TYPES:
             raise _Unsupported(f"its output {sample(tensor.name)} is {tensor.dtype}, not numbers")
@@ -216,16 +255,61 @@ def _task(outputs: Sequence[Tensor], operators: Sequence[str]) -> tuple[Task, in
         # [N], [1, N] and [1, 1, 1, N] are all one vector of class scores.
         if shape and all(d == 1 for d in shape[:-1]) and shape[-1] >= 2:
             return "classification", shape[-1]
+        if len(shape) == 3 and shape[0] == 1:
+            return None, None  # a raw detection head: _yolo_layout decides
+    raise _refusal(outputs)
+
+
+def _refusal(outputs: Sequence[Tensor]) -> _Unsupported:
+    """Why outputs that are neither SSD, class scores nor a YOLO head cannot be decoded."""
     described = _describe_outputs(outputs)
     if any(len(t.shape) == 3 and t.shape[1] > 100 for t in outputs):
-        raise _Unsupported(
+        return _Unsupported(
             f"its outputs ({described}) are raw anchor predictions without a "
             f"{SSD_POSTPROCESS_OP} operator to decode them into boxes"
         )
-    raise _Unsupported(
-        f"its outputs ({described}) are neither class scores nor SSD detections "
+    return _Unsupported(
+        f"its outputs ({described}) are neither class scores, SSD detections nor a YOLO head "
         "(pose, segmentation and other tasks are not supported)"
     )
+
+
+def _yolo_layout(outputs: Sequence[Tensor], spec: InputSpec, notes: list[str]) -> YoloLayout:
+    """The layout of a one-output [1, 4 + C, N] or [1, N, 4 + C] head, or why it is not one."""
+    shape = outputs[0].shape
+    grid = sum(-(-spec.width // s) * -(-spec.height // s) for s in YOLO_STRIDES)
+    first, second = shape[1], shape[2]
+    # The candidates are the axis matching the grid, else the longer one (YOLO has N >> 4 + C).
+    channels_first = second == grid or (first != grid and second >= first)
+    rows, candidates = (first, second) if channels_first else (second, first)
+    if candidates == 3 * grid:
+        raise _Unsupported(
+            f"its output {list(shape)} has 3 anchors per grid cell: an anchor-based YOLO "
+            "(v5, v7) head with objectness; export a YOLOv5u, v8, v9 or v11 model instead"
+        )
+    if not channels_first and rows == _END_TO_END_ROWS and candidates != grid:
+        raise _Unsupported(
+            f"its output {list(shape)} looks like an end-to-end export with NMS built in "
+            "(x1, y1, x2, y2, score, class); export without nms / end2end"
+        )
+    if candidates != grid and (candidates < _MIN_YOLO_CANDIDATES or candidates <= rows):
+        raise _refusal(outputs)
+    if rows <= YOLO_BOX_ROWS:
+        raise _Unsupported(
+            f"its output {list(shape)} holds {rows} values per candidate: boxes (4) "
+            "but no class scores"
+        )
+    if rows * candidates > MAX_YOLO_VALUES:
+        raise _Unsupported(
+            f"its output {list(shape)} holds {rows * candidates} values, "
+            f"more than the {MAX_YOLO_VALUES} a YOLO head is allowed"
+        )
+    if candidates != grid:
+        notes.append(
+            f"{candidates} candidates, not the {grid} of a {spec.width}x{spec.height} input "
+            f"on strides {', '.join(map(str, YOLO_STRIDES))}: decoded as a YOLO head anyway"
+        )
+    return YoloLayout(rows - YOLO_BOX_ROWS, candidates, channels_first)
 
 
 def _describe_outputs(outputs: Sequence[Tensor]) -> str:
@@ -307,7 +391,7 @@ def load_model(
     _check_interpreter(content, model_name, runtime or load_runtime(), described.input, outputs)
     model_labels = _labels(labels, described, model_name)
     layout = described.detection_layout
-    if layout is not None and not layout.from_signature:
+    if isinstance(layout, DetectionLayout) and not layout.from_signature:
         _LOGGER.info(
             "%s: no signature names the detection outputs; their order (TF1 or TF2 export) "
             "is decided from their shapes",

@@ -1,4 +1,7 @@
-"""Read objects out of an SSD model's post-processed outputs, in source-image pixels."""
+"""Read objects out of an SSD model's post-processed outputs, in source-image pixels.
+
+`decode_outputs` is the one entry for every model: it hands a YOLO head to `yolo.py`.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelError
-from ..models.model import TF1_LAYOUT, TF2_LAYOUT, DetectionLayout, Model
+from ..models.model import TF1_LAYOUT, TF2_LAYOUT, DetectionLayout, Model, YoloLayout
 from ..results import BBox, Classification, Detection
 from .classify import get_classes
 from .preprocess import PreparedFrame
+from .yolo import get_yolo_detections
 
 
 def get_detections(
@@ -24,8 +28,8 @@ def get_detections(
     top_k: int = 100,
 ) -> tuple[Detection, ...]:
     """Objects scoring at least threshold, best first, with boxes clipped to the source image."""
-    if model.detection_layout is None or len(outputs) != 4:
-        raise ModelError(f"{model.name} is not a detection model")
+    if not isinstance(model.detection_layout, DetectionLayout) or len(outputs) != 4:
+        raise ModelError(f"{model.name} is not a detection model with SSD outputs")
     layout = _layout(model.detection_layout, outputs)
     real = [spec.dequantize(np.asarray(o)) for spec, o in zip(model.outputs, outputs, strict=True)]
     boxes = real[layout.boxes].reshape(-1, 4)
@@ -56,6 +60,8 @@ def decode_outputs(
     top_k: int,
 ) -> tuple[tuple[Detection, ...], tuple[Classification, ...]]:
     """Decode detections or classes, whichever the model's task produces."""
+    if isinstance(model.detection_layout, YoloLayout):
+        return get_yolo_detections(model, outputs, frame, threshold=threshold, top_k=top_k), ()
     if model.task == "detection":
         return get_detections(model, outputs, frame, threshold=threshold, top_k=top_k), ()
     return (), get_classes(model, outputs, threshold=threshold, top_k=top_k)

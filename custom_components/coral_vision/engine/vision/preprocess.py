@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError
-from ..models.model import InputSpec
+from ..models.model import InputSpec, ResizeMode
 from ..results import BBox
 from .image_guard import MAX_IMAGE_BYTES, check_structure, orientation
-
-ResizeMode = Literal["stretch", "letterbox"]
 
 # A cap on decoded pixels (checked from the header, before any pixel is decoded), well below
 # Pillow's bomb guard.
@@ -60,14 +58,29 @@ class PreparedFrame:
             (box.xmin - x0) * sx, (box.ymin - y0) * sy, (box.xmax - x0) * sx, (box.ymax - y0) * sy
         ).clip(width, height)
 
+    def to_source_array(self, boxes: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """`to_source` for an (N, 4) array of normalized (xmin, ymin, xmax, ymax) boxes."""
+        x0, y0, x1, y1 = self.content
+        width, height = self.image_size
+        scale = np.array([width / (x1 - x0), height / (y1 - y0)] * 2, np.float32)
+        mapped = (boxes - np.array([x0, y0, x0, y0], np.float32)) * scale
+        limit = np.array([width, height, width, height], np.float32)
+        return np.clip(mapped, 0.0, limit).astype(np.float32, copy=False)
+
 
 def decode_image(data: bytes, target: tuple[int, int] | None = None) -> Image.Image:
     """Decode to RGB, upright per EXIF; JPEGs bigger than target decode at a reduced scale."""
     return _decode(data, target)[0]
 
 
-def prepare_frame(data: bytes, spec: InputSpec, *, resize: ResizeMode = "stretch") -> PreparedFrame:
-    """Build the model input for an encoded image (pure; safe to run in a thread pool)."""
+def prepare_frame(
+    data: bytes, spec: InputSpec, *, resize: ResizeMode | None = None
+) -> PreparedFrame:
+    """Build the model input for an encoded image (pure; safe to run in a thread pool).
+
+    `resize` overrides the model's own choice (`spec.resize`: letterbox for YOLO, else stretch).
+    """
+    resize = resize or spec.resize
     image, source_size = _decode(data, (spec.width, spec.height))
     if spec.channels == 1:
         image = image.convert("L")
@@ -150,15 +163,19 @@ def _letterbox(
 
 
 def _quantize(pixels: npt.NDArray[np.uint8], spec: InputSpec) -> npt.NDArray[Any]:
-    """Pixels 0..255 as the model's input type, taking real input values to be in [-1, 1]."""
+    """Pixels 0..255 as the model's input type, its real values in [-1, 1] or [0, 1]."""
+    unit = spec.pixels == "unit"
     if spec.dtype == np.float32:
+        if unit:
+            return pixels.astype(np.float32) / np.float32(255.0)
         return (pixels.astype(np.float32) - np.float32(127.5)) / np.float32(127.5)
     info = np.iinfo(spec.dtype)
     if not spec.scale:
         # Unquantized integer input wants raw pixels (shifted into range for int8).
         return (pixels.astype(np.int16) + info.min).astype(spec.dtype)
     # A lookup table keeps this one pass over the pixels whatever the quantization.
-    real = (np.arange(256, dtype=np.float64) - 128.0) / 128.0
+    levels = np.arange(256, dtype=np.float64)
+    real = levels / 255.0 if unit else (levels - 128.0) / 128.0
     table = np.clip(np.round(real / spec.scale + spec.zero_point), info.min, info.max)
     quantized: npt.NDArray[Any] = table.astype(spec.dtype)[pixels]
     return quantized
