@@ -12,9 +12,14 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryError,
+    ConfigEntryNotReady,
+)
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_component import DATA_INSTANCES
 from homeassistant.helpers.typing import ConfigType
@@ -27,14 +32,22 @@ from .accelerator import (
     listed_tpu,
     tpu_of_identifier,
 )
-from .const import CONF_DEVICE, CONF_MIRROR, DOMAIN, SUBENTRY_CAMERA
+from .const import CONF_DEVICE, CONF_MIRROR, CONF_MODEL, DOMAIN, SUBENTRY_CAMERA
 from .coordinator import AcceleratorCoordinator
 from .data import CoralVisionConfigEntry, CoralVisionData
+from .engine.client import ServerAuthError, ServerClient, ServerRequestError, ServerStatus
 from .engine.errors import CoralVisionError, DownloadError
 from .models import async_load_models
 from .processor import CameraProcessor, CameraSettings
 from .runtime_support import async_ensure_runtime
-from .selection import DEVICE_ALL
+from .selection import DEVICE_ALL, is_server
+from .server import (
+    RemoteAccelerator,
+    ServerModelMissingError,
+    async_ensure_model,
+    server_client,
+    server_device_info,
+)
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -51,7 +64,25 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> bool:
-    """Set up one accelerator and the cameras fed to it."""
+    """Set up one accelerator (local, or a Coral Vision server) and the cameras fed to it."""
+    accelerator: Accelerator
+    if is_server(entry.data):
+        accelerator = await _async_open_server(hass, entry)
+    else:
+        accelerator = await _async_open_local(hass, entry)
+    cameras = _cameras(entry)  # what the processors are built from, before any await
+    try:
+        await _async_start(hass, entry, accelerator)
+    except BaseException:
+        await async_close_accelerator(hass, accelerator)
+        raise
+    entry.async_on_unload(_async_reload_on_camera_change(hass, entry, cameras))
+    entry.async_on_unload(_async_close_on_stop(hass, entry))
+    return True
+
+
+async def _async_open_local(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> Accelerator:
+    """Load the entry's model and open its Edge TPUs (or the CPU) in this process."""
     if await async_ensure_runtime(hass) is None:
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="runtime_missing")
     try:
@@ -73,15 +104,53 @@ async def async_setup_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) 
             translation_key="model_failed",
             translation_placeholders={"error": str(err)},
         ) from err
-    cameras = _cameras(entry)  # what the processors are built from, before any await
+    return accelerator
+
+
+async def _async_open_server(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> Accelerator:
+    """Reach the entry's server and make sure it runs the entry's model; no runtime needed here."""
+    client = server_client(async_get_clientsession(hass), entry.data)
+    status = await _async_server_status(client, entry)
+    model = status.model(entry.data[CONF_MODEL])
+    assert model is not None  # async_ensure_model made sure
+    # Before any platform: the cameras' and the server's Edge TPUs' devices link to this one.
+    registered = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **server_device_info(entry, status, model.name)
+    )
+    return RemoteAccelerator(hass, entry, client, status, registered.id)
+
+
+async def _async_server_status(client: ServerClient, entry: CoralVisionConfigEntry) -> ServerStatus:
+    """The server's status once it runs the entry's model; its failures as setup errors."""
+    model_id = entry.data[CONF_MODEL]
     try:
-        await _async_start(hass, entry, accelerator)
-    except BaseException:
-        await async_close_accelerator(hass, accelerator)
-        raise
-    entry.async_on_unload(_async_reload_on_camera_change(hass, entry, cameras))
-    entry.async_on_unload(_async_close_on_stop(hass, entry))
-    return True
+        status = await client.status()
+        if entry.unique_id is not None and status.id != entry.unique_id:
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="server_mismatch",
+                translation_placeholders={"url": client.url, "found": status.id},
+            )
+        return await async_ensure_model(client, status, model_id)
+    except ServerAuthError as err:
+        # Home Assistant starts a reauthentication flow: retrying cannot fix a key.
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN,
+            translation_key="server_auth_failed",
+            translation_placeholders={"url": client.url},
+        ) from err
+    except (ServerRequestError, ServerModelMissingError) as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="server_model_failed",
+            translation_placeholders={"model": model_id, "error": str(err)},
+        ) from err
+    except CoralVisionError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="server_unreachable",
+            translation_placeholders={"url": client.url, "error": str(err)},
+        ) from err
 
 
 def _cameras(entry: CoralVisionConfigEntry) -> Cameras:

@@ -1,9 +1,9 @@
 """One open accelerator: a pool of executors (one per device) behind a narrow surface.
 
 A single device is a pool of one, so frames take one path. Home Assistant's modules use only the
-surface below (`run`, `model`, `devices`, `backend`/`backend_of`, `stats`, the listeners and the
-maintenance calls), never the engine's executors: another backend (a remote server) can offer
-the same surface.
+`Accelerator` protocol (`run`, `model`, `devices`, `backend`/`backend_of`, `stats`, the listeners
+and the maintenance calls), never the engine's executors: `LocalAccelerator` here and
+`RemoteAccelerator` (server.py, frames run on a Coral Vision server) both offer it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -31,8 +31,9 @@ if TYPE_CHECKING:  # numpy and Pillow load when an accelerator is set up, not wi
 
     from .engine.inference.dispatcher import Dispatcher
     from .engine.inference.executor import Executor
+    from .engine.models.labels import Labels
     from .engine.models.model import Model
-    from .engine.results import FrameResult
+    from .engine.results import FrameResult, Task
 
 ISSUE_TPU_FALLBACK = "tpu_fallback_{entry_id}"
 ISSUE_POOL_TPU_FALLBACK = "tpu_fallback_{entry_id}_{device}"
@@ -87,12 +88,96 @@ class AcceleratorCounters:
     total: ExecutorStats
 
 
+class ModelInfo(Protocol):
+    """What Home Assistant's modules read from a model: the engine's Model, or a server's."""
+
+    @property
+    def name(self) -> str:
+        """The model's name for people."""
+
+    @property
+    def task(self) -> Task:
+        """Detection or classification."""
+
+    @property
+    def labels(self) -> Labels:
+        """The class names."""
+
+    @property
+    def edgetpu(self) -> bool:
+        """Whether the Edge TPU build runs."""
+
+
+class Accelerator(Protocol):
+    """What Home Assistant's modules use of an accelerator, whether frames run here or remotely."""
+
+    entry_id: str
+    device: str  # the entry's setting: "cpu", "usb:0", "all", a chosen set, or "server"
+    device_id: str  # in the device registry: cameras and Edge TPUs link to it
+
+    @property
+    def model(self) -> ModelInfo:
+        """The model frames run on."""
+
+    @property
+    def pooled(self) -> bool:
+        """Whether its Edge TPUs are devices of their own, linked to the accelerator's."""
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """The device strings of its members."""
+
+    @property
+    def backend(self) -> BackendInfo | None:
+        """Where frames run now (None: nowhere, and the cameras are unavailable)."""
+
+    @property
+    def available(self) -> bool:
+        """Whether its statistics are current (a server that went away: not)."""
+
+    @property
+    def device_info(self) -> dr.DeviceInfo:
+        """The accelerator's own device."""
+
+    @property
+    def temperatures(self) -> Mapping[str, float | None] | None:
+        """Members' temperatures as the backend reports them; None: read the local TPUs."""
+
+    def backend_of(self, device: str) -> BackendInfo | None:
+        """Where one member's frames run now."""
+
+    def stats(self) -> AcceleratorCounters:
+        """Each member's statistics, and their total."""
+
+    async def run(
+        self,
+        source_id: str,
+        image: bytes,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        on_demand: bool = False,
+    ) -> FrameResult:
+        """Run an image; a source's frames stay in order, a newer one replaces one waiting."""
+
+    def async_add_listener(self, update: Callable[[], None]) -> Callable[[], None]:
+        """Call `update` when a backend or the members change; return the remover."""
+
+    async def async_check_tpus(self) -> list[str]:
+        """The 30 s look after the backends; the members that joined."""
+
+    async def async_remove_tpu(self, device: str) -> None:
+        """Take a member out for good."""
+
+    async def async_close(self) -> None:
+        """Stop, joining every thread and closing every connection."""
+
+
 class _Relay:
     """Brings executors' backend changes to the event loop, holding the accelerator weakly."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self.target: weakref.ref[Accelerator] | None = None
+        self.target: weakref.ref[LocalAccelerator] | None = None
 
     def listener(self, device: str) -> Callable[[BackendInfo], None]:
         """The on_backend_change of `device`'s executor (called on its worker thread)."""
@@ -110,8 +195,13 @@ class _Relay:
             accelerator.async_backend_changed(device, info)
 
 
-class Accelerator:
+class LocalAccelerator:
     """An open accelerator: one executor per device, its model, and each backend's state."""
+
+    # Statistics are read here, whenever asked: always current.
+    available = True
+    # Read by the coordinator from the TPUs listed on this machine.
+    temperatures: Mapping[str, float | None] | None = None
 
     def __init__(
         self,
@@ -119,6 +209,7 @@ class Accelerator:
         entry_id: str,
         device: str,
         opened: OpenPool,
+        device_info: dr.DeviceInfo,
         device_id: str,
         model: Model,
         cpu_model: Model | None,
@@ -128,6 +219,7 @@ class Accelerator:
         self.entry_id = entry_id
         self.device = device  # the entry's setting: "cpu", "usb:0", "all" or a chosen set
         self.dispatcher = opened.dispatcher  # the engine's pool: for this module and tests only
+        self.device_info = device_info
         self.device_id = device_id  # in the device registry: cameras and pooled TPUs link to it
         self.model = model
         self.cpu_model = cpu_model
@@ -395,7 +487,7 @@ def known_tpus(hass: HomeAssistant, entry_id: str) -> list[str]:
 
 async def async_open_accelerator(
     hass: HomeAssistant, entry: ConfigEntry[Any], model: Model, cpu_model: Model | None
-) -> Accelerator:
+) -> LocalAccelerator:
     """Open the executors (each on its own thread) and wire backend changes to the event loop."""
     device = entry.data[CONF_DEVICE]
     known = known_tpus(hass, entry.entry_id)
@@ -403,10 +495,13 @@ async def async_open_accelerator(
     tpus = await hass.async_add_executor_job(members_to_open, device, known, taken)
     opened = await hass.async_add_executor_job(open_pool, model, cpu_model, tpus, _Relay(hass.loop))
     # Before any platform: the cameras' devices are linked to this one.
+    device_info = accelerator_device_info(entry, model.name)
     registered = dr.async_get(hass).async_get_or_create(
-        config_entry_id=entry.entry_id, **accelerator_device_info(entry, model.name)
+        config_entry_id=entry.entry_id, **device_info
     )
-    accelerator = Accelerator(hass, entry.entry_id, device, opened, registered.id, model, cpu_model)
+    accelerator = LocalAccelerator(
+        hass, entry.entry_id, device, opened, device_info, registered.id, model, cpu_model
+    )
     for member in accelerator.devices:
         if (info := accelerator.backend_of(member)) is not None:
             accelerator.async_backend_changed(member, info)

@@ -1,7 +1,10 @@
 """Config flow: pick an accelerator and a model (tried once before saving); cameras are subentries.
 
 A local model is inspected (never run) first and its report shown, so an unsupported file is
-refused with the reason before anything loads it.
+refused with the reason before anything loads it. A Coral Vision server is added by address or
+found by zeroconf or Supervisor discovery; its id is the entry's unique id, its models are
+deployed on it (the server fetches catalog models, your own file is checked here and sent), and
+one frame runs there before the entry is saved.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from homeassistant.config_entries import (
     OptionsFlow,
     SubentryFlowResult,
 )
+from homeassistant.const import CONF_API_KEY, CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
 from .accelerator import trial_tpu
 from .const import (
@@ -65,6 +71,17 @@ from .const import (
     SUBENTRY_CAMERA,
 )
 from .engine.camera.filters import check_region, parse_region
+from .engine.client import (
+    ServerAuthError,
+    ServerClient,
+    ServerError,
+    ServerModel,
+    ServerModels,
+    ServerProtocolError,
+    ServerRequestError,
+    ServerStatus,
+    ServerUnreachable,
+)
 from .engine.errors import (
     CoralVisionError,
     DownloadError,
@@ -88,7 +105,21 @@ from .models import (
     store_user_model,
 )
 from .runtime_support import async_ensure_runtime
-from .selection import DEVICE_ALL, chosen_set, named_tpus
+from .selection import DEVICE_ALL, DEVICE_SERVER, chosen_set, is_server, named_tpus
+from .server import server_client
+from .server_flow import (
+    DEFAULT_SERVER_PORT,
+    async_test_frame,
+    connection,
+    connection_schema,
+    key_selector,
+    model_options,
+    read_upload,
+    server_placeholders,
+    server_title,
+    trial_image,
+    upload_name,
+)
 
 if TYPE_CHECKING:
     _OptionsFlow = OptionsFlow
@@ -106,6 +137,7 @@ SHOWN_AT_LEAST = 2.0
 # The accelerator choice that leads to a second step, where the user ticks the TPUs to pool.
 CHOOSE_TPUS = "choose"
 CONF_TPUS = "tpus"
+SERVER_CHOICE = selector.SelectOptionDict(value=DEVICE_SERVER, label="Coral Vision server")
 
 
 def device_title(device: str) -> str:
@@ -205,6 +237,26 @@ def error_key(err: Exception) -> str:
     return "inference_failed"
 
 
+def server_error_key(err: ServerError) -> str:
+    """The form error for a server that could not be read."""
+    if isinstance(err, ServerAuthError):
+        return "invalid_auth"
+    # Something answered, but not as a Coral Vision server does (a 404, a web page).
+    if isinstance(err, ServerProtocolError | ServerRequestError):
+        return "not_coral_vision"
+    return "cannot_connect"
+
+
+def model_error_key(err: ServerError, api_key: str | None = None) -> str:
+    """The form error for a model the server could not fetch, take or run."""
+    if isinstance(err, ServerAuthError):
+        # A server without an API key still guards its models with its management key.
+        return "invalid_auth" if api_key else "manage_needs_key"
+    if isinstance(err, ServerUnreachable):
+        return "cannot_connect"
+    return "server_model_failed"
+
+
 def refusal(report: ModelReport, device: str) -> str | None:
     """Why the model check refuses a model on a device (a form error), or None."""
     if not report.supported:
@@ -264,7 +316,7 @@ def report_placeholders(report: ModelReport) -> dict[str, str]:
     }
 
 
-def cameras_missing_labels(entry: ConfigEntry, model: Model) -> list[str]:
+def cameras_missing_labels(entry: ConfigEntry, model: Model | ServerModel) -> list[str]:
     """A line for each camera watching labels the model lacks: its title, entity and those labels."""
     known = set(model.labels.names())
     lines = []
@@ -321,6 +373,14 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         self._detail = ""
         self._report: ModelReport | None = None
         self._choices: DeviceChoices | None = None
+        # A Coral Vision server: where it is, what it said, and the model it is given.
+        self._connection: dict[str, Any] = {}
+        self._client: ServerClient | None = None
+        self._status: ServerStatus | None = None
+        self._server_models: ServerModels | None = None
+        self._server_task: asyncio.Task[ServerModel] | None = None
+        self._needs_key = False
+        self._title = ""
 
     @classmethod
     @callback
@@ -336,20 +396,23 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         """Options: where models are downloaded from."""
         return CoralVisionOptionsFlow()
 
+    @classmethod
+    @callback
+    def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
+        """Only local accelerators have options: a server fetches its models itself."""
+        return not is_server(config_entry.data)
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Choose the accelerator among those found and not set up yet, or the CPU."""
+        """Choose a local accelerator not set up yet, the CPU, or a Coral Vision server."""
         if user_input is not None:
             return await self._async_chosen(user_input[CONF_DEVICE])
         choices = await self._async_device_choices()
-        found = str(choices.found)
-        if not choices.options:
-            return self.async_abort(
-                reason="all_configured", description_placeholders={"found": found}
-            )
+        # Servers are never used up: there is always something to add.
+        options = [*choices.options, SERVER_CHOICE]
         return self.async_show_form(
             step_id="user",
-            data_schema=_device_schema(choices.options, choices.options[0]["value"]),
-            description_placeholders={"found": found},
+            data_schema=_device_schema(options, options[0]["value"]),
+            description_placeholders={"found": str(choices.found)},
         )
 
     async def async_step_reconfigure(
@@ -357,6 +420,8 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Change the device or the model of an accelerator."""
         entry = self._get_reconfigure_entry()
+        if is_server(entry.data):
+            return await self.async_step_reconfigure_server()
         if user_input is not None:
             return await self._async_chosen(user_input[CONF_DEVICE])
         current = entry.data[CONF_DEVICE]
@@ -382,6 +447,9 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def _async_chosen(self, device: str) -> ConfigFlowResult:
         """Claim the chosen accelerator (its setting is the unique id), then choose the model."""
+        if device == DEVICE_SERVER:
+            self._data = {CONF_DEVICE: DEVICE_SERVER}
+            return await self.async_step_server()
         if device == CHOOSE_TPUS:
             if self.source == SOURCE_RECONFIGURE:
                 self._data = dict(self._get_reconfigure_entry().data)
@@ -413,6 +481,10 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_model(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose a model from the catalog, or a local file."""
+        if is_server(self._data):
+            # Back from a failure: what the server holds may have changed meanwhile.
+            await self._async_read_server(self._connection)
+            return await self.async_step_server_model()
         device = self._data[CONF_DEVICE]
         if not self._catalog:
             self._catalog = await self.hass.async_add_executor_job(load_catalog)
@@ -600,7 +672,7 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     def async_remove(self) -> None:
         """The dialog was closed: stop the download, and take its failure if it has one."""
-        for task in (self._task, self._shown):
+        for task in (self._task, self._server_task, self._shown):
             if task is not None:
                 task.cancel()
                 task.add_done_callback(_retrieve)
@@ -632,6 +704,10 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Load the model on the device and run one frame; create the entry or show why not."""
+        if is_server(self._data):
+            # Your own model, checked here: the server takes it, then runs the test frame.
+            self._server_task = None
+            return await self.async_step_deploy()
         task, self._task, self._shown = self._task, None, None
         try:
             model, cpu_model = task.result() if task is not None else await self._async_prepare()
@@ -685,7 +761,11 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """A failure form: the error and its detail at once; Submit goes back to the models."""
         if user_input is not None:
-            self._error = None
+            error, self._error = self._error, None
+            if error == "manage_needs_key":  # back to where the key is entered
+                if self.source == SOURCE_RECONFIGURE:
+                    return await self.async_step_reconfigure_server()
+                return await self.async_step_server()
             return await self.async_step_model()
         return self.async_show_form(
             step_id=step_id,
@@ -693,6 +773,321 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             errors={"base": self._error or "inference_failed"},
             description_placeholders={"detail": self._detail, **placeholders},
         )
+
+    # -- a Coral Vision server ----------------------------------------------------------------
+
+    async def async_step_server(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Where the server listens, and its key; its status is read before going on."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            found = connection(user_input)
+            if (error := await self._async_read_server(found)) is None:
+                assert self._status is not None
+                await self.async_set_unique_id(self._status.id)
+                # The same server at a new address: the existing entry follows it.
+                self._abort_if_unique_id_configured(updates=found)
+                self._title = server_title(found[CONF_HOST])
+                return await self.async_step_server_model()
+            errors["base"] = error
+        return self.async_show_form(
+            step_id="server",
+            data_schema=self.add_suggested_values_to_schema(
+                connection_schema(), user_input or self._connection
+            ),
+            errors=errors,
+            description_placeholders={"detail": self._detail if errors else ""},
+        )
+
+    async def _async_read_server(self, found: Mapping[str, Any]) -> str | None:
+        """Read a server's status and models and keep them; else the form error (detail kept)."""
+        client = server_client(async_get_clientsession(self.hass), found)
+        try:
+            status = await client.status()
+            models = await client.models()
+        except ServerError as err:
+            LOGGER.info("Coral Vision server at %s: %s", client.url, err)
+            self._detail = str(err)
+            return server_error_key(err)
+        self._connection = {key: found[key] for key in (CONF_HOST, CONF_PORT, CONF_API_KEY)}
+        self._client, self._status, self._server_models = client, status, models
+        return None
+
+    async def async_step_server_model(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose a model the server runs, one of its catalog, or your own file."""
+        status, models, client = self._status, self._server_models, self._client
+        assert status is not None
+        assert models is not None
+        assert client is not None
+        options = model_options(status, models)
+        if user_input is not None:
+            choice = user_input[CONF_MODEL]
+            if choice == MODEL_CUSTOM:
+                return await self.async_step_custom_model()
+            self._data = {CONF_DEVICE: DEVICE_SERVER, CONF_MODEL: choice}
+            self._server_task = None
+            if status.model(choice) is None:
+                return await self.async_step_deploy()  # the server fetches it
+            return await self.async_step_server_test()
+        default = self._data.get(CONF_MODEL)
+        if all(o["value"] != default for o in options):
+            default = options[0]["value"]
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_MODEL, default=default): selector.SelectSelector(
+                    selector.SelectSelectorConfig(options=options)
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="server_model",
+            data_schema=schema,
+            description_placeholders=server_placeholders(client, status),
+        )
+
+    async def async_step_deploy(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The server fetches a catalog model, or takes yours: at once if quick, else with progress."""
+        if self._server_task is None:
+            self._server_task = self.hass.async_create_task(
+                self._async_put_model(), "coral_vision server model"
+            )
+            await asyncio.wait({self._server_task}, timeout=QUICK_ANSWER)
+            if self._server_task.cancelled():  # the dialog was closed meanwhile
+                return self.async_abort(reason="download_cancelled")
+            if self._server_task.done():
+                return await self.async_step_server_test()
+            self._shown = self.hass.async_create_task(
+                _async_shown(self._server_task), "coral_vision server model progress"
+            )
+        if self._shown is not None and not self._shown.done():
+            custom = self._data[CONF_MODEL] == MODEL_CUSTOM
+            return self.async_show_progress(
+                step_id="deploy",
+                progress_action="upload_model" if custom else "deploy_model",
+                progress_task=self._shown,
+                description_placeholders={"model": self._model_name()},
+            )
+        return self.async_show_progress_done(next_step_id="server_test")
+
+    def _model_name(self) -> str:
+        """The name of the model being put on the server."""
+        if self._data[CONF_MODEL] == MODEL_CUSTOM:
+            return Path(self._data[CONF_MODEL_PATH]).name
+        assert self._server_models is not None
+        return next(
+            (c.name for c in self._server_models.catalog if c.id == self._data[CONF_MODEL]),
+            self._data[CONF_MODEL],
+        )
+
+    async def _async_put_model(self) -> ServerModel:
+        """Have the server deploy the catalog model, or send it your checked file."""
+        assert self._client is not None
+        if self._data[CONF_MODEL] != MODEL_CUSTOM:
+            return await self._client.deploy(self._data[CONF_MODEL])
+        path, labels_path = self._data[CONF_MODEL_PATH], self._data[CONF_LABELS_PATH]
+        content, labels = await self.hass.async_add_executor_job(read_upload, path, labels_path)
+        return await self._client.upload(upload_name(path), content, labels)
+
+    async def async_step_server_test(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Run one frame of the model on the server; save the entry or show why not."""
+        task, self._server_task, self._shown = self._server_task, None, None
+        assert self._status is not None
+        assert self._client is not None
+        try:
+            model = (
+                task.result() if task is not None else self._status.model(self._data[CONF_MODEL])
+            )
+            assert model is not None  # a loaded model was chosen
+            if self.source == SOURCE_RECONFIGURE and (
+                lines := cameras_missing_labels(self._get_reconfigure_entry(), model)
+            ):
+                self._error, self._detail = "cameras_lack_labels", "\n".join(lines)
+                return await self.async_step_failed()
+            image = await self.hass.async_add_executor_job(trial_image)
+            await async_test_frame(self._client, model, image)
+        except ServerError as err:
+            LOGGER.info("Model check on the server failed: %s", err)
+            self._error, self._detail = (
+                model_error_key(err, self._connection.get(CONF_API_KEY)),
+                str(err),
+            )
+            return await self.async_step_failed()
+        except OSError as err:  # your file went away before it was sent
+            self._error, self._detail = "file_missing", str(err)
+            return await self.async_step_failed()
+        data = {CONF_DEVICE: DEVICE_SERVER, **self._connection, CONF_MODEL: model.id}
+        if self.source == SOURCE_RECONFIGURE:
+            entry = self._get_reconfigure_entry()
+            # A title that named the old address follows the server; one set by hand stays.
+            moved = entry.title == server_title(entry.data[CONF_HOST])
+            return self.async_update_reload_and_abort(
+                entry, title=server_title(data[CONF_HOST]) if moved else entry.title, data=data
+            )
+        return self.async_create_entry(title=self._title, data=data)
+
+    async def async_step_reconfigure_server(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change a server's address or key, then its model; it must stay the same server."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            found = connection(user_input)
+            if (error := await self._async_read_server(found)) is not None:
+                errors["base"] = error
+            elif self._status is not None and self._status.id != entry.unique_id:
+                errors["base"] = "wrong_server"
+            else:
+                self._data = {CONF_DEVICE: DEVICE_SERVER, CONF_MODEL: entry.data[CONF_MODEL]}
+                return await self.async_step_server_model()
+        suggested = user_input or {
+            key: entry.data[key] for key in (CONF_HOST, CONF_PORT, CONF_API_KEY) if entry.data[key]
+        }
+        return self.async_show_form(
+            step_id="reconfigure_server",
+            data_schema=self.add_suggested_values_to_schema(connection_schema(), suggested),
+            errors=errors,
+            description_placeholders={"detail": self._detail if errors else ""},
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """The server refuses the key: ask for the new one."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A new API key, tried on the same server before it is saved."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            key = (user_input.get(CONF_API_KEY) or "").strip() or None
+            error = await self._async_read_server({**entry.data, CONF_API_KEY: key})
+            if error is None:
+                assert self._status is not None
+                await self.async_set_unique_id(self._status.id)
+                self._abort_if_unique_id_mismatch(reason="wrong_server")
+                return self.async_update_reload_and_abort(entry, data_updates={CONF_API_KEY: key})
+            errors["base"] = error
+        url = server_client(async_get_clientsession(self.hass), entry.data).url
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema({vol.Optional(CONF_API_KEY): key_selector()}),
+            errors=errors,
+            description_placeholders={"url": url, "detail": self._detail if errors else ""},
+        )
+
+    async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
+        """A server announced over mDNS: its id from the TXT record (else from its status)."""
+        host = discovery_info.host
+        found: dict[str, Any] = {
+            CONF_HOST: host,
+            CONF_PORT: discovery_info.port or DEFAULT_SERVER_PORT,
+            CONF_API_KEY: None,
+        }
+        server_id = discovery_info.properties.get("id")
+        if not server_id:
+            error = await self._async_read_server(found)
+            if error is None and self._status is not None:
+                server_id = self._status.id
+            elif error != "invalid_auth":
+                # Neither an id nor an answer; a key refused only means the key is asked next.
+                return self.async_abort(reason=error or "cannot_connect")
+        if server_id:
+            await self.async_set_unique_id(str(server_id))
+            # Moved (a new address from DHCP): the entry follows; its key stays.
+            self._abort_if_unique_id_configured(
+                updates={CONF_HOST: found[CONF_HOST], CONF_PORT: found[CONF_PORT]}
+            )
+        self._connection = found
+        name = discovery_info.name.removesuffix(f".{discovery_info.type}")
+        self._title = name or server_title(host)
+        self.context["title_placeholders"] = {"name": self._title}
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Add the server found; its key is asked for only when it needs one."""
+        errors: dict[str, str] = {}
+        if (
+            user_input is None
+            and self._status is None
+            and not self._needs_key
+            and (error := await self._async_read_server(self._connection)) is not None
+        ):
+            if error != "invalid_auth":
+                return self.async_abort(reason=error)
+            self._needs_key = True
+        if user_input is not None:
+            key = (user_input.get(CONF_API_KEY) or "").strip() or None
+            if (
+                error := await self._async_read_server({**self._connection, CONF_API_KEY: key})
+            ) is None:
+                return await self._async_discovered()
+            errors["base"] = error
+            self._needs_key = self._needs_key or error == "invalid_auth"
+        fields = {vol.Optional(CONF_API_KEY): key_selector()} if self._needs_key else {}
+        client = server_client(async_get_clientsession(self.hass), self._connection)
+        return self.async_show_form(
+            step_id="zeroconf_confirm",
+            data_schema=vol.Schema(fields),
+            errors=errors,
+            description_placeholders={"name": self._title, "url": client.url},
+        )
+
+    async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
+        """The Coral Vision server app, announced by the Supervisor with its address and key.
+
+        The unique id is the server's id, not the discovery's uuid, so Home Assistant does not
+        remove the entry when the discovery is withdrawn: the app withdraws it on every stop
+        (an update, a restart), which must not cost the user the cameras. An app removed for
+        good leaves the entry unavailable with its repair issue until the entry is deleted;
+        Home Assistant then offers the app again if it is back (the entry's discovery key).
+        """
+        config = discovery_info.config
+        try:
+            found = {
+                CONF_HOST: str(config[CONF_HOST]),
+                CONF_PORT: int(config[CONF_PORT]),
+                CONF_API_KEY: config.get(CONF_API_KEY) or None,
+            }
+            server_id = str(config["id"])
+        except (KeyError, TypeError, ValueError):
+            return self.async_abort(reason="not_coral_vision")
+        await self.async_set_unique_id(server_id)
+        # The app restarted elsewhere or with a new key: the entry follows.
+        self._abort_if_unique_id_configured(updates=found)
+        self._connection, self._title = found, discovery_info.name
+        self.context["title_placeholders"] = {"name": discovery_info.name}
+        return await self.async_step_hassio_confirm()
+
+    async def async_step_hassio_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm the app's server; then its model."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if (error := await self._async_read_server(self._connection)) is None:
+                return await self._async_discovered()
+            errors["base"] = error
+        return self.async_show_form(
+            step_id="hassio_confirm",
+            data_schema=vol.Schema({}),
+            errors=errors,
+            description_placeholders={"addon": self._title},
+        )
+
+    async def _async_discovered(self) -> ConfigFlowResult:
+        """A discovered server answered: make sure it is new, then choose its model."""
+        assert self._status is not None
+        await self.async_set_unique_id(self._status.id, raise_on_progress=False)
+        self._abort_if_unique_id_configured(updates=self._connection)
+        self._data = {CONF_DEVICE: DEVICE_SERVER}
+        return await self.async_step_server_model()
 
 
 def _labels_of(entry: ConfigEntry) -> list[str]:

@@ -1,4 +1,4 @@
-"""Refreshes an accelerator's statistics for its diagnostic sensors, and looks after its TPUs."""
+"""Refreshes an accelerator's statistics for its diagnostic sensors; looks after its TPUs or server."""
 
 from __future__ import annotations
 
@@ -79,10 +79,13 @@ class AcceleratorCoordinator(DataUpdateCoordinator[AcceleratorStats]):
         counters = self.accelerator.stats()
         now = time.monotonic()
         rates = {d: self._rate(d, s.frames_done, now) for d, s in counters.devices.items()}
-        tpus = [d for d in counters.devices if d != DEVICE_CPU]
-        temperatures: dict[str, float | None] = {}
-        if tpus:
-            temperatures = await self.hass.async_add_executor_job(_temperatures, tpus)
+        # A server reports its TPUs' temperatures; local ones are read here.
+        temperatures = self.accelerator.temperatures
+        if temperatures is None:
+            tpus = [d for d in counters.devices if d != DEVICE_CPU]
+            temperatures = {}
+            if tpus:
+                temperatures = await self.hass.async_add_executor_job(_temperatures, tpus)
         return self._combine(counters, rates, temperatures)
 
     def _rate(self, device: str, frames_done: int, now: float) -> float | None:

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceEntry
 
+from .accelerator import ModelInfo
 from .const import CONF_LABELS_PATH, CONF_MIRROR, CONF_MODEL_PATH, DOMAIN, SUBENTRY_CAMERA
 from .coordinator import AcceleratorStats
 from .data import CoralVisionConfigEntry, CoralVisionData
+from .engine.client import ServerModel
 from .engine.inference.stats import ExecutorStats
 from .processor import CameraProcessor
+from .server import RemoteAccelerator
 
-# Paths on the user's disk say more about them than about the problem.
-TO_REDACT = {CONF_MODEL_PATH, CONF_LABELS_PATH, CONF_MIRROR, "path", "snapshot"}
+if TYPE_CHECKING:
+    from .engine.models.model import Model
+
+# Paths on the user's disk say more about them than about the problem; a key is a secret.
+TO_REDACT = {CONF_MODEL_PATH, CONF_LABELS_PATH, CONF_MIRROR, CONF_API_KEY, "path", "snapshot"}
 
 
 async def async_get_config_entry_diagnostics(
@@ -75,22 +82,13 @@ def _accelerator(entry: CoralVisionConfigEntry) -> dict[str, Any] | None:
     if (loaded := _loaded(entry)) is None:
         return None
     accelerator = loaded.accelerator
-    model = accelerator.model
     counters = accelerator.stats()
     sampled = loaded.coordinator.data
     backend = accelerator.backend
     return {
         "device": accelerator.device,
-        "model": {
-            "name": model.name,
-            "path": str(model.path) if model.path else None,
-            "task": model.task,
-            "input_size": [model.input.width, model.input.height],
-            "input_type": str(model.input.dtype),
-            "edgetpu": model.edgetpu,
-            "labels": len(model.labels),
-            "num_classes": model.num_classes,
-        },
+        **(_server(accelerator) if isinstance(accelerator, RemoteAccelerator) else {}),
+        "model": _model(accelerator.model),
         "backend": asdict(backend) if backend is not None else None,
         "executor": _counters(counters.total),
         "frames_per_minute": sampled.total.frames_per_minute if sampled else None,
@@ -104,6 +102,51 @@ def _accelerator(entry: CoralVisionConfigEntry) -> dict[str, Any] | None:
             }
             for device, stats in counters.devices.items()
         },
+    }
+
+
+def _model(model: ModelInfo) -> dict[str, Any]:
+    """What the model is: read here from its file, or as its server describes it."""
+    if isinstance(model, ServerModel):
+        return {
+            "name": model.name,
+            "id": model.id,
+            "origin": model.origin,
+            "task": model.task,
+            "input_size": list(model.input_size),
+            "variant": model.variant,
+            "edgetpu": model.edgetpu,
+            "labels": len(model.labels),
+        }
+    local = cast("Model", model)
+    return {
+        "name": local.name,
+        "path": str(local.path) if local.path else None,
+        "task": local.task,
+        "input_size": [local.input.width, local.input.height],
+        "input_type": str(local.input.dtype),
+        "edgetpu": local.edgetpu,
+        "labels": len(local.labels),
+        "num_classes": local.num_classes,
+    }
+
+
+def _server(accelerator: RemoteAccelerator) -> dict[str, Any]:
+    """The server frames run on: whether it answers, and its devices as it last reported them."""
+    status = accelerator.status
+    return {
+        "server": {
+            "id": status.id,
+            "version": status.version,
+            "api": status.api,
+            "reachable": accelerator.available,
+            "devices": [
+                {"name": d.name, "kind": d.kind, "temperature_c": d.temperature_c}
+                for d in status.devices
+            ],
+            "models": [m.id for m in status.models],
+            "failed_models": dict(status.failed_models),
+        }
     }
 
 

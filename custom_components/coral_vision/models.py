@@ -24,7 +24,7 @@ from .engine.inference.devices import parse_device
 from .engine.models.catalog import CatalogEntry, load_catalog
 from .engine.models.download import Progress, ensure_model, files_for, mirror_from_env
 from .engine.models.store import sha256_file
-from .selection import is_pool
+from .selection import is_pool, is_server
 
 if TYPE_CHECKING:  # numpy loads with the model reader, in a worker, not with the package
     from .engine.models.model import Model
@@ -144,6 +144,8 @@ def model_references(
     folder = models_dir(hass)
     used: dict[Path, list[str]] = {}
     for entry in hass.config_entries.async_entries(DOMAIN):
+        if is_server(entry.data):
+            continue  # its model's files are on the server
         choice = entry.data.get(CONF_MODEL) or default_model(entry.data[CONF_DEVICE])
         if choice == MODEL_CUSTOM:
             for key in (CONF_MODEL_PATH, CONF_LABELS_PATH):

@@ -16,7 +16,6 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .accelerator import accelerator_device_info
 from .coordinator import AcceleratorCoordinator, DeviceStats
 from .data import CoralVisionConfigEntry
 from .entity import CameraEntity, add_camera_entities, tpu_device_info
@@ -156,7 +155,7 @@ class AcceleratorSensor(CoordinatorEntity[AcceleratorCoordinator], SensorEntity)
         accelerator = entry.runtime_data.accelerator
         if member is None:
             self._attr_unique_id = f"{entry.entry_id}_{description.key}"
-            self._attr_device_info = accelerator_device_info(entry, accelerator.model.name)
+            self._attr_device_info = accelerator.device_info
         else:
             self._attr_unique_id = f"{entry.entry_id}_{member}_{description.key}"
             self._attr_device_info = tpu_device_info(accelerator, member)
@@ -169,8 +168,10 @@ class AcceleratorSensor(CoordinatorEntity[AcceleratorCoordinator], SensorEntity)
 
     @property
     def available(self) -> bool:
-        """Unavailable once its TPU has left the pool."""
-        return super().available and self._stats is not None
+        """Unavailable once its TPU has left the pool, or while its server is away."""
+        return (
+            super().available and self.coordinator.accelerator.available and self._stats is not None
+        )
 
     @property
     def native_value(self) -> float | str | None:

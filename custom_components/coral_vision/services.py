@@ -1,4 +1,4 @@
-"""Actions: coral_vision.detect and coral_vision.classify, on a camera or an image file."""
+"""Actions: detect and classify (a camera or an image file), and the models stored here or on servers."""
 
 from __future__ import annotations
 
@@ -28,14 +28,16 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.util.json import JsonValueType
 
 from .accelerator import Accelerator
-from .const import DOMAIN
+from .const import CONF_MODEL, DOMAIN
 from .data import CoralVisionConfigEntry
+from .engine.client import ServerModels
 from .engine.errors import CoralVisionError, ImageError, QueueFullError
 from .engine.models.catalog import load_catalog
 from .engine.models.store import list_models, remove_unused
 from .engine.results import FrameResult, Task
 from .engine.vision.image_guard import MAX_IMAGE_BYTES
 from .models import model_references, models_dir
+from .server import RemoteAccelerator
 
 SERVICE_DETECT = "detect"
 SERVICE_CLASSIFY = "classify"
@@ -104,20 +106,105 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
 
 async def _async_list_models(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
-    """The files in the models folder: size, variant, source, hash and which entries use them."""
+    """The models folder's files (size, variant, source, hash, users), and each server's models."""
     folder = models_dir(hass)
     references = model_references(hass, await hass.async_add_executor_job(load_catalog))
     stored = await hass.async_add_executor_job(list_models, folder, references)
-    return {"folder": str(folder), "models": [m.as_dict() for m in stored]}
+    servers: list[JsonValueType] = []
+    for remote in _servers(hass):
+        listed: dict[str, Any] = {"server": remote.status.id, "url": remote.client.url}
+        try:
+            models = await remote.client.models()
+        except CoralVisionError as err:
+            servers.append({**listed, "error": str(err)})
+            continue
+        users = _server_users(hass, remote.status.id)
+        servers.append({**listed, **_server_listing(models, users)})
+    listing: dict[str, JsonValueType] = {
+        "folder": str(folder),
+        "models": [m.as_dict() for m in stored],
+    }
+    return {**listing, "servers": servers} if servers else listing
 
 
 async def _async_remove_unused_models(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
-    """Delete stored model files no accelerator uses; return what was removed (admins only)."""
+    """Delete model files and server models no entry uses; return what went (admins only)."""
     await _async_check_admin(hass, call)
     folder = models_dir(hass)
     references = model_references(hass, await hass.async_add_executor_job(load_catalog))
     removed = await hass.async_add_executor_job(remove_unused, folder, references)
-    return {"removed": list[JsonValueType](removed)}
+    servers: dict[str, JsonValueType] = {}
+    for remote in _servers(hass):
+        try:
+            servers[remote.status.id] = list[JsonValueType](
+                await _async_remove_on_server(hass, remote)
+            )
+        except CoralVisionError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="server_models_failed",
+                translation_placeholders={"url": remote.client.url, "error": str(err)},
+            ) from err
+    response: dict[str, JsonValueType] = {"removed": list[JsonValueType](removed)}
+    return {**response, "servers": servers} if servers else response
+
+
+def _servers(hass: HomeAssistant) -> list[RemoteAccelerator]:
+    """Each server a loaded entry runs on, once."""
+    found: dict[str, RemoteAccelerator] = {}
+    for entry in _loaded_entries(hass):
+        accelerator = entry.runtime_data.accelerator
+        if isinstance(accelerator, RemoteAccelerator):
+            found.setdefault(accelerator.status.id, accelerator)
+    return list(found.values())
+
+
+def _server_users(hass: HomeAssistant, server_id: str) -> dict[str, list[str]]:
+    """Which entries (loaded or not) run each of a server's models: titles by model id."""
+    users: dict[str, list[str]] = {}
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.unique_id == server_id and entry.data.get(CONF_MODEL):
+            users.setdefault(entry.data[CONF_MODEL], []).append(entry.title)
+    return users
+
+
+def _server_listing(models: ServerModels, users: dict[str, list[str]]) -> dict[str, Any]:
+    """A server's loaded models with the entries using each, its failed ones, its stored files."""
+    return {
+        "models": [
+            {
+                "id": m.id,
+                "name": m.name,
+                "origin": m.origin,
+                "task": m.task,
+                "variant": m.variant,
+                "used_by": users.get(m.id, []),
+                "in_use": m.id in users,
+            }
+            for m in models.loaded
+        ],
+        "failed": dict(models.failed),
+        "stored": [
+            {"path": f.path, "size": f.size, "used_by": list(f.used_by)} for f in models.stored
+        ],
+    }
+
+
+async def _async_remove_on_server(hass: HomeAssistant, remote: RemoteAccelerator) -> list[str]:
+    """Remove a server's models that no entry uses; the ids removed.
+
+    Models of the server's own folder stay, as does the detection model its DeepStack endpoint
+    serves to other clients (the first one loaded).
+    """
+    models = await remote.client.models()
+    users = _server_users(hass, remote.status.id)
+    detector = next((m.id for m in models.loaded if m.task == "detection"), None)
+    unused = [
+        m.id for m in models.loaded if m.id not in users and m.origin != "file" and m.id != detector
+    ]
+    for model_id in unused:
+        await remote.client.remove(model_id)
+    return unused
 
 
 async def _async_check_admin(hass: HomeAssistant, call: ServiceCall) -> None:
@@ -140,11 +227,16 @@ def _error(key: str, **placeholders: str) -> ServiceValidationError:
     )
 
 
-def _accelerator(hass: HomeAssistant, entry_id: str | None, task: Task) -> Accelerator:
-    """The chosen loaded accelerator, or the first whose model does the task."""
-    entries: list[CoralVisionConfigEntry] = [
+def _loaded_entries(hass: HomeAssistant) -> list[CoralVisionConfigEntry]:
+    """The loaded entries."""
+    return [
         e for e in hass.config_entries.async_entries(DOMAIN) if e.state is ConfigEntryState.LOADED
     ]
+
+
+def _accelerator(hass: HomeAssistant, entry_id: str | None, task: Task) -> Accelerator:
+    """The chosen loaded accelerator, or the first whose model does the task."""
+    entries = _loaded_entries(hass)
     if entry_id is not None:
         chosen = [e for e in entries if e.entry_id == entry_id]
         if not chosen:

@@ -1,6 +1,7 @@
 """Prepare, onboard and configure the development Home Assistant: Coral Vision, demo camera.
 
-Run by scripts/develop inside the newest environment; talks to http://127.0.0.1:8123 only.
+Run by scripts/develop inside the newest environment; talks to http://127.0.0.1:8123 only (and,
+with `--server`, through Home Assistant's config flow to a Coral Vision server on loopback).
 `--prepare` runs before Home Assistant starts; the other modes talk to the running instance.
 """
 
@@ -11,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ URL = f"http://{HOST}:{PORT}"
 CLIENT_ID = f"{URL}/"
 USER, PASSWORD = "dev", "coral-vision-dev"
 DEMO_CAMERA = "camera.demo_camera"
+DEFAULT_MODEL = "tf_coco_ssd_mobilenet_v1"
+# The server's device, as Coral Vision's server integration names it (server.py).
+SERVER_DEVICE_MODEL = "Coral Vision server"
 # Every request is bounded: a socket that is bound but not yet served would otherwise hang.
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 # Made by Home Assistant's own default configuration; here only when missing, so that
@@ -247,24 +252,48 @@ async def set_country(session: aiohttp.ClientSession, access: str) -> None:
         raise SystemExit(f"setting the country failed: {result}")
 
 
-async def configure(session: aiohttp.ClientSession, headers: dict[str, str]) -> None:
-    """Add Coral Vision (CPU, default detection model) and the demo camera, once."""
+@dataclass(frozen=True)
+class Server:
+    """The Coral Vision server Home Assistant is connected to (`--server`)."""
+
+    host: str
+    port: int
+    key: str | None
+
+
+async def configure(
+    session: aiohttp.ClientSession, headers: dict[str, str], server: Server | None, model: str
+) -> None:
+    """Add Coral Vision (the CPU, or the server) with the model, and the demo camera, once."""
     async with session.get(
         f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers
     ) as resp:
         entries = await resp.json()
-    if not entries:
+    if server is not None:
+        # Every time: a new server is added; a known one at a new address moves its entry
+        # (the flow ends "already_configured" then), as for a person adding it again.
+        address = {"host": server.host, "port": server.port, "api_key": server.key or ""}
+        result = await run_flow(
+            session,
+            headers,
+            "/api/config/config_entries/flow",
+            "coral_vision",
+            {"user": {"device": "server"}, "server": address, "server_model": {"model": model}},
+        )
+        if result.get("type") == "abort" and result.get("reason") != "already_configured":
+            raise SystemExit(f"adding the Coral Vision server failed: {result}")
+    elif not entries:
         await run_flow(
             session,
             headers,
             "/api/config/config_entries/flow",
             "coral_vision",
-            {"user": {"device": "cpu"}, "model": {"model": "tf_coco_ssd_mobilenet_v1"}},
+            {"user": {"device": "cpu"}, "model": {"model": model}},
         )
-        async with session.get(
-            f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers
-        ) as resp:
-            entries = await resp.json()
+    async with session.get(
+        f"{URL}/api/config/config_entries/entry?domain=coral_vision", headers=headers
+    ) as resp:
+        entries = await resp.json()
     entry = entries[0]
     if not entry.get("num_subentries"):
         await run_flow(
@@ -284,8 +313,28 @@ async def configure(session: aiohttp.ClientSession, headers: dict[str, str]) -> 
         )
 
 
+async def server_devices(session: aiohttp.ClientSession, access: str) -> list[str]:
+    """The names of the Coral Vision server devices in the device registry."""
+    async with session.ws_connect(f"{URL}/api/websocket") as socket:
+        await socket.receive_json()  # auth_required
+        await socket.send_json({"type": "auth", "access_token": access})
+        await socket.receive_json()  # auth_ok
+        await socket.send_json({"id": 1, "type": "config/device_registry/list"})
+        result = await socket.receive_json()
+    devices = result.get("result", []) if result.get("success") else []
+    return [
+        str(d.get("name"))
+        for d in devices
+        if str(d.get("model") or "").startswith(SERVER_DEVICE_MODEL)
+    ]
+
+
 async def verify(
-    session: aiohttp.ClientSession, headers: dict[str, str], config: Path, since: str
+    session: aiohttp.ClientSession,
+    headers: dict[str, str],
+    config: Path,
+    since: str,
+    server: Server | None = None,
 ) -> int:
     """Check the API, the entry, a detection on the demo camera, the logbook and the log."""
     async with session.get(f"{URL}/api/", headers=headers) as resp:
@@ -327,9 +376,16 @@ async def verify(
         )
         or "integration 'coral_vision'" in line  # Home Assistant reporting a deprecated call
     ]
-    repairs = await list_repairs(session, headers["Authorization"].removeprefix("Bearer "))
+    access = headers["Authorization"].removeprefix("Bearer ")
+    repairs = await list_repairs(session, access)
     print("repairs: " + (", ".join(repairs) if repairs else "none"))
     errors += [f"repair issue raised: {issue}" for issue in repairs if _ours(issue)]
+    if server is not None:
+        # The detections came through the server: its entry is the only one, with its device.
+        devices = await server_devices(session, access)
+        print(f"server: http://{server.host}:{server.port}; its device: {devices}")
+        if len(states) != 1 or not devices:
+            errors.append(f"expected one entry, a Coral Vision server's: {states}, {devices}")
     print(
         f"api: {'ok' if api_ok else 'FAILED'}; coral_vision entries: {states}; "
         f"image_processing.demo_camera: {camera_state}; logbook: {detections[:3]}; "
@@ -374,7 +430,14 @@ async def main() -> int:
     parser.add_argument("--verify", action="store_true")
     parser.add_argument("--wait", type=float, default=600)
     parser.add_argument("--since", default="", help="ISO time of the start being verified")
+    parser.add_argument("--server", help="HOST:PORT of a Coral Vision server to connect to")
+    parser.add_argument("--server-key", help="the server's API key")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="the catalog model to run")
     args = parser.parse_args()
+    server = None
+    if args.server:
+        host, _, port = args.server.rpartition(":")
+        server = Server(host, int(port), args.server_key)
     if args.prepare:
         prepare(args.config)
         return 0
@@ -384,9 +447,9 @@ async def main() -> int:
         headers = {"Authorization": f"Bearer {access}"}
         await wait_until_running(session, headers, args.wait)
         if args.verify:
-            return await verify(session, headers, args.config, args.since)
+            return await verify(session, headers, args.config, args.since, server)
         await set_country(session, access)
-        await configure(session, headers)
+        await configure(session, headers, server, args.model)
     return 0
 
 

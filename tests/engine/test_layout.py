@@ -102,6 +102,9 @@ def test_importing_the_integration_loads_neither_numpy_nor_pillow() -> None:
         "import custom_components.coral_vision.engine\n"
         "import custom_components.coral_vision.engine.models\n"
         "import custom_components.coral_vision.engine.inference\n"
+        # A server entry's whole path: the client, the wire form and the remote accelerator.
+        "import custom_components.coral_vision.engine.client\n"
+        "import custom_components.coral_vision.server\n"
         "loaded = [m for m in ('numpy', 'PIL') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

@@ -98,7 +98,7 @@ async def test_user_step_offers_the_cpu_when_no_tpu_is_found(hass: HomeAssistant
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
-    assert options(result, "device") == ["cpu"]
+    assert options(result, "device") == ["cpu", "server"]
     assert result["description_placeholders"] == {"found": "0"}
 
 
@@ -125,7 +125,7 @@ async def test_catalog_model_on_the_cpu_creates_the_entry(hass: HomeAssistant) -
 async def test_edge_tpu_is_offered_and_falls_back_to_its_cpu_twin(hass: HomeAssistant) -> None:
     with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[USB_TPU]):
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-        assert options(result, "device") == ["usb:0", "all", "cpu"]
+        assert options(result, "device") == ["usb:0", "all", "cpu", "server"]
         assert default(result, "device") == "usb:0"
         assert result["description_placeholders"] == {"found": "1"}
         result = await hass.config_entries.flow.async_configure(
@@ -154,7 +154,7 @@ async def test_only_devices_not_set_up_are_offered(hass: HomeAssistant) -> None:
     MockConfigEntry(domain=DOMAIN, data={"device": "cpu"}, unique_id="cpu").add_to_hass(hass)
     with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[USB_TPU]):
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    assert options(result, "device") == ["usb:0", "all"]
+    assert options(result, "device") == ["usb:0", "all", "server"]
     # Through the API anyway: the form refuses it.
     with pytest.raises(InvalidData) as refused:
         await hass.config_entries.flow.async_configure(result["flow_id"], {"device": "cpu"})
@@ -162,14 +162,15 @@ async def test_only_devices_not_set_up_are_offered(hass: HomeAssistant) -> None:
     hass.config_entries.flow.async_abort(result["flow_id"])
 
 
-async def test_nothing_left_to_set_up_aborts_at_once(hass: HomeAssistant) -> None:
+async def test_nothing_local_left_offers_a_server(hass: HomeAssistant) -> None:
     MockConfigEntry(domain=DOMAIN, data={"device": "cpu"}, unique_id="cpu").add_to_hass(hass)
     with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[]):
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "all_configured"
+    assert result["type"] is FlowResultType.FORM
+    assert options(result, "device") == ["server"]
+    assert default(result, "device") == "server"
     assert result["description_placeholders"] == {"found": "0"}
-    assert "{found}" in strings()["config"]["abort"]["all_configured"]
+    hass.config_entries.flow.async_abort(result["flow_id"])
 
 
 async def test_a_device_set_up_meanwhile_is_refused(hass: HomeAssistant) -> None:

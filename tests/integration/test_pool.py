@@ -209,7 +209,7 @@ async def test_flow_offers_all_edge_tpus_and_then_only_the_cpu(
 ) -> None:
     with patch("custom_components.coral_vision.config_flow.list_edge_tpus", bus.tpus):
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-        assert options(result, "device") == ["usb:0", "usb:1", "all", "choose", "cpu"]
+        assert options(result, "device") == ["usb:0", "usb:1", "all", "choose", "cpu", "server"]
         assert result["description_placeholders"] == {"found": "2"}
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"device": "all"}
@@ -228,9 +228,9 @@ async def test_flow_offers_all_edge_tpus_and_then_only_the_cpu(
         assert created.state is ConfigEntryState.LOADED
         assert created.runtime_data.accelerator.devices == ("usb:0", "usb:1")
 
-        # "All" holds every TPU: another accelerator can only be the CPU.
+        # "All" holds every TPU: another accelerator can only be the CPU (or a server).
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-        assert options(result, "device") == ["cpu"]
+        assert options(result, "device") == ["cpu", "server"]
         hass.config_entries.flow.async_abort(result["flow_id"])
     await hass.config_entries.async_unload(created.entry_id)
     await hass.async_block_till_done()
@@ -245,7 +245,7 @@ async def test_flow_pools_a_chosen_set_of_free_tpus(hass: HomeAssistant, bus: Bu
     with patch("custom_components.coral_vision.config_flow.list_edge_tpus", bus.tpus):
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         # usb:0 is taken: neither it nor "All" (which would take it too) is offered.
-        assert options(result, "device") == ["usb:1", "usb:2", "choose", "cpu"]
+        assert options(result, "device") == ["usb:1", "usb:2", "choose", "cpu", "server"]
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"device": "choose"}
         )

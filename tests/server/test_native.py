@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from custom_components.coral_vision.engine.results import FrameResult
 from custom_components.coral_vision.engine.server.host import STATE_FILE
-from custom_components.coral_vision.engine.server.wire import from_wire
+from custom_components.coral_vision.engine.wire import from_wire
 from tests.engine.conftest import DETECT_DIR
 
 from .conftest import CLASSIFIER, DETECTOR, KEY, app_client, auth, image_form, options_for
@@ -118,6 +118,41 @@ async def test_the_key_guards_everything_but_health(client: TestClient) -> None:
             assert (await response.json())["error"]["code"] == "unauthorized"
     response = await client.get("/nowhere", headers=auth())
     assert (response.status, (await response.json())["error"]["status"]) == (404, 404)
+
+
+async def test_without_a_key_detection_is_open_but_models_are_not(
+    socket_enabled: None, tmp_path: Path, models_dir: Path, photos: dict[str, bytes]
+) -> None:
+    async with app_client(options_for(tmp_path, models_dir)) as client:
+        # Open: status, listing and detection.
+        assert (await client.get("/v1/status")).status == 200
+        assert (await client.get("/v1/models")).status == 200
+        response = await client.post(
+            f"/v1/models/{DETECTOR}/detect", data=photos["grace_hopper.bmp"]
+        )
+        assert response.status == 200
+        # Guarded: deploy, upload, remove, even with a made-up key.
+        for headers in ({}, auth("made-up")):
+            for method, path in (
+                ("POST", "/v1/models"),
+                ("PUT", "/v1/models/upload/x"),
+                ("DELETE", f"/v1/models/{DETECTOR}"),
+            ):
+                response = await client.request(method, path, headers=headers, data=b"x")
+                assert response.status == 401, (method, path)
+        key_file = tmp_path / "data" / "management_key"
+        assert key_file.stat().st_mode & 0o077 == 0  # its owner's only
+        key = key_file.read_text().strip()
+        assert len(key) >= 32
+        response = await client.post("/v1/models", json={"id": CLASSIFIER}, headers=auth(key))
+        assert response.status == 201
+    # The same key after a restart; a damaged file gets a new one.
+    async with app_client(options_for(tmp_path, models_dir)) as client:
+        assert key_file.read_text().strip() == key
+    key_file.write_text("short\n")
+    async with app_client(options_for(tmp_path, models_dir)) as client:
+        assert len(key_file.read_text().strip()) >= 32
+        assert key_file.read_text().strip() != key
 
 
 async def test_model_management(

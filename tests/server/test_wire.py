@@ -15,7 +15,7 @@ from custom_components.coral_vision.engine.results import (
     Detection,
     FrameResult,
 )
-from custom_components.coral_vision.engine.server.wire import WireError, from_wire, to_wire
+from custom_components.coral_vision.engine.wire import WireError, from_wire, to_wire
 from tests.engine.conftest import DETECT_DIR
 
 

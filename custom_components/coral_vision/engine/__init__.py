@@ -9,6 +9,7 @@ The map, each layer using only the ones above it:
 - `errors`: the error types every layer raises.
 - `results`: the result types every layer passes on (boxes, detections, a frame's outcome).
 - `runtime`: which TFLite interpreter package is installed.
+- `wire`: a frame's result as JSON and back, the form the server writes and `client` reads.
 - `models/`: the model files.
   `flatbuffer` (the one bounded .tflite reader), `model` (describe and load a model),
   `labels`, `catalog` (+ `catalog.json`), `store` (the models folder), `download`
@@ -27,4 +28,6 @@ The map, each layer using only the ones above it:
 - `cli`: the command line, and `server/` (the engine over HTTP: native API, DeepStack-compatible
   endpoints, metrics, discovery), the edges: nothing in the engine imports them (cli runs the
   server's `serve` command).
+- `client`: the server's native API from the other side (aiohttp only: no numpy, no Pillow),
+  what the integration uses to run its frames on a server.
 """

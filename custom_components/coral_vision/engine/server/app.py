@@ -33,7 +33,7 @@ from .guard import (
     unauthorized,
 )
 from .host import ListTpus, ModelHost
-from .identity import read_version, server_id
+from .identity import management_key, read_version, server_id
 from .metrics import Recorder
 from .options import ServerOptions
 from .state import STATE, ServerState
@@ -89,6 +89,10 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     """Load the models on startup; close them (threads joined) and the session on cleanup."""
     state = app[STATE]
     state.server_id = await asyncio.to_thread(server_id, state.options.data_dir)
+    key = state.options.api_key
+    if key is None:  # detection may be open; managing models never is
+        key = await asyncio.to_thread(management_key, state.options.data_dir)
+    state.manage_key = key
     state.session = aiohttp.ClientSession()
     try:
         await state.host.start(state.session)
@@ -143,7 +147,10 @@ async def _gate(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise HttpError(503, "stopping", "the server is shutting down", {"Connection": "close"})
     if kind == "open":
         return await handler(request)
-    request[AUTHORIZED] = key_matches(state.options.api_key, bearer(request))
+    if kind == "manage":  # never open, even when detection is
+        request[AUTHORIZED] = key_matches(state.manage_key, bearer(request))
+    else:
+        request[AUTHORIZED] = key_matches(state.options.api_key, bearer(request))
     if not request[AUTHORIZED] and kind != "deepstack":
         raise unauthorized()
     if kind not in ("infer", "deepstack"):

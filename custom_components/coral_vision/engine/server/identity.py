@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from ..models.store import write_atomically
 
 API_VERSION = "1"
 ID_FILE = "server_id"
+MANAGEMENT_KEY_FILE = "management_key"
 # The integration's manifest sits two folders up when the engine runs from a checkout or the app.
 _MANIFEST = Path(__file__).resolve().parents[2] / "manifest.json"
 
@@ -33,3 +35,22 @@ def server_id(data_dir: Path) -> str:
     new = str(uuid.uuid4())
     write_atomically(path, lambda out: out.write(f"{new}\n".encode()), lambda _: None)
     return new
+
+
+def management_key(data_dir: Path) -> str:
+    """The key that guards model management when no API key is set (blocking).
+
+    Made on first start and kept in the data folder, readable by its owner only: detection may
+    be left open on a trusted network, but deploying, uploading and removing models never is.
+    """
+    path = data_dir / MANAGEMENT_KEY_FILE
+    try:
+        key = path.read_text("ascii").strip()
+    except (OSError, ValueError):
+        key = ""
+    if len(key) >= 32:
+        return key
+    key = secrets.token_urlsafe(32)
+    write_atomically(path, lambda out: out.write(f"{key}\n".encode()), lambda _: None)
+    path.chmod(0o600)
+    return key

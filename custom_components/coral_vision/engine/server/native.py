@@ -18,18 +18,19 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from ..inference.devices import EdgeTpu, read_temperature
+from ..inference.stats import ExecutorStats
 from ..models.catalog import CatalogEntry
 from ..models.flatbuffer import MAX_MODEL_BYTES
 from ..models.labels import MAX_LABELS_BYTES
 from ..results import FrameResult, Task
 from ..vision.image_guard import MAX_IMAGE_BYTES
+from ..wire import to_wire
 from . import metrics
 from .errors import HttpError
 from .guard import check_length, client_of, connection_of, read_body
 from .host import MAX_TOP_K, Loaded, ModelHost, describe, narrowed
 from .identity import API_VERSION
 from .state import STATE
-from .wire import to_wire
 
 type Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]], str]
 
@@ -245,6 +246,8 @@ def _devices(host: ModelHost, temperatures: dict[str, float | None]) -> list[dic
                     "backend": info.kind if info else None,
                     "fallback_reason": info.fallback_reason if info else None,
                     "detail": info.detail if info else "not running",
+                    # What this device did for the model: a client shows each Edge TPU's own.
+                    "statistics": _device_statistics(executor.stats()) if executor else None,
                 }
             )
         first = backends[0] if backends else {"backend": None, "fallback_reason": None}
@@ -261,6 +264,21 @@ def _devices(host: ModelHost, temperatures: dict[str, float | None]) -> list[dic
             }
         )
     return devices
+
+
+def _device_statistics(stats: ExecutorStats) -> dict[str, Any]:
+    """One executor's counters, named as a model's statistics are."""
+    return {
+        "inference_ms_p50": stats.inference_p50_ms,
+        "inference_ms_p95": stats.inference_p95_ms,
+        "frames_done": stats.frames_done,
+        "frames_dropped": stats.frames_dropped,
+        "frames_failed": stats.frames_failed,
+        "frames_rejected": stats.frames_rejected,
+        "frames_timed_out": stats.frames_timed_out,
+        "queue_depth": stats.queue_depth,
+        "queue_limit": stats.queue_limit,
+    }
 
 
 def _catalog_entry(entry: CatalogEntry, device_kind: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from .app import AppSettings, build_app, drain
 from .discovery import Announcer, Identity
+from .identity import MANAGEMENT_KEY_FILE
 from .options import ServerOptions
 from .state import STATE
 
@@ -61,9 +62,15 @@ async def serve(
         )
         if on_listening is not None:
             on_listening(options.host, port)
-        if options.api_key is None and not _loopback(options.host):
-            _LOGGER.warning("No API key is set: anyone who can reach port %d can use it", port)
-        identity = Identity(state.server_id, state.version, port, options.api_key)
+        if options.api_key is None:
+            if not _loopback(options.host):
+                _LOGGER.warning("No API key is set: anyone who can reach port %d can detect", port)
+            _LOGGER.info(
+                "Managing models needs the key in %s (or set an API key)",
+                options.data_dir / MANAGEMENT_KEY_FILE,
+            )
+        # Supervisor discovery hands Home Assistant the key that also manages models.
+        identity = Identity(state.server_id, state.version, port, state.manage_key)
         assert state.session is not None  # set on startup
         await announcer.start(identity, options.host, state.session, zeroconf=options.zeroconf)
         await stop.wait()

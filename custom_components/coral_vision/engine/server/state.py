@@ -24,6 +24,7 @@ class ServerState:
     version: str
     drain_seconds: float
     server_id: str = ""
+    manage_key: str = ""  # the API key, or the management key when none is set
     session: aiohttp.ClientSession | None = None
     draining: bool = False
 

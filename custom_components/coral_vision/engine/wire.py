@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, cast
 
-from ..results import BBox, Classification, Detection, FrameResult, Task
+from .results import BBox, Classification, Detection, FrameResult, Task
 
 _TASKS = ("detection", "classification")
 
