@@ -126,6 +126,8 @@ class Resolver:
             return {node.value} if isinstance(node.value, str) else set()
         if isinstance(node, ast.IfExp):
             return self.strings(node.body, scope, cls) | self.strings(node.orelse, scope, cls)
+        if isinstance(node, (ast.List, ast.Tuple)):  # a menu's options
+            return set().union(*(self.strings(e, scope, cls) for e in node.elts))
         if isinstance(node, ast.BoolOp):
             return set().union(*(self.strings(v, scope, cls) for v in node.values))
         if isinstance(node, ast.Await):

@@ -39,8 +39,8 @@ from .engine.client import ServerAuthError, ServerClient, ServerRequestError, Se
 from .engine.errors import CoralVisionError, DownloadError
 from .models import async_load_models
 from .processor import CameraProcessor, CameraSettings
-from .runtime_support import async_ensure_runtime
-from .selection import DEVICE_ALL, is_server
+from .runtime_support import async_ensure_runtime, async_runtime_installable
+from .selection import DEVICE_ALL, is_pool, is_server, named_tpus
 from .server import (
     RemoteAccelerator,
     ServerModelMissingError,
@@ -83,7 +83,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry) 
 
 async def _async_open_local(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> Accelerator:
     """Load the entry's model and open its Edge TPUs (or the CPU) in this process."""
+    _async_remove_dropped_tpus(hass, entry)
     if await async_ensure_runtime(hass) is None:
+        if not await async_runtime_installable(hass):
+            # musl (HA OS, Container, Supervised): retrying cannot help; the repair says to use
+            # the Coral Vision server.
+            raise ConfigEntryError(translation_domain=DOMAIN, translation_key="runtime_unsupported")
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="runtime_missing")
     try:
         model, cpu_model = await async_load_models(
@@ -105,6 +110,27 @@ async def _async_open_local(hass: HomeAssistant, entry: CoralVisionConfigEntry) 
             translation_placeholders={"error": str(err)},
         ) from err
     return accelerator
+
+
+@callback
+def _async_remove_dropped_tpus(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> None:
+    """Remove the devices of Edge TPUs the entry no longer names (a Reconfigure dropped them).
+
+    An "all" pool keeps its TPUs' devices: one gone for good is removed by the user.
+    """
+    setting = entry.data[CONF_DEVICE]
+    if setting == DEVICE_ALL:
+        return
+    named = set(named_tpus(setting)) if is_pool(setting) else set()
+    registry = dr.async_get(hass)
+    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        tpus = {
+            tpu
+            for domain, key in device.identifiers
+            if domain == DOMAIN and (tpu := tpu_of_identifier(entry.entry_id, key)) is not None
+        }
+        if tpus and not tpus & named:
+            registry.async_remove_device(device.id)
 
 
 async def _async_open_server(hass: HomeAssistant, entry: CoralVisionConfigEntry) -> Accelerator:
@@ -249,10 +275,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: CoralVisionConfigEntry)
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: CoralVisionConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Let an "all Edge TPUs" pool forget a TPU gone for good: only while it is not plugged in.
+    """Let an "all Edge TPUs" pool or a server forget an Edge TPU gone for good.
 
-    The pool's and the cameras' devices stay (cameras go with their subentry); a chosen set
-    changes through Reconfigure; the last TPU of a running pool stays, or nothing would run.
+    A pool's TPU only while it is not plugged in, a server's only once the server no longer
+    lists it. The pool's, the server's and the cameras' devices stay (cameras go with their
+    subentry); a chosen set changes through Reconfigure; the last TPU of a running pool stays,
+    or nothing would run.
     """
     tpu = next(
         (
@@ -262,7 +290,11 @@ async def async_remove_config_entry_device(
         ),
         None,
     )
-    if tpu is None or entry.data[CONF_DEVICE] != DEVICE_ALL:
+    if tpu is None:
+        return False
+    if is_server(entry.data):
+        return await _async_server_dropped(hass, entry, tpu)
+    if entry.data[CONF_DEVICE] != DEVICE_ALL:
         return False
     if await hass.async_add_executor_job(listed_tpu, tpu) is not None:
         return False
@@ -272,3 +304,16 @@ async def async_remove_config_entry_device(
             return False
         await accelerator.async_remove_tpu(tpu)
     return True
+
+
+async def _async_server_dropped(
+    hass: HomeAssistant, entry: CoralVisionConfigEntry, tpu: str
+) -> bool:
+    """Whether the entry's server, asked now, no longer lists the Edge TPU; unsure: no."""
+    client = server_client(async_get_clientsession(hass), entry.data)
+    try:
+        status = await client.status()
+    except CoralVisionError:
+        return False
+    # Another server at the entry's address knows nothing of this one's TPUs.
+    return status.id == entry.unique_id and all(d.name != tpu for d in status.devices)

@@ -290,6 +290,8 @@ class LocalAccelerator:
             # The executor reopens on the CPU without a reason when the TPU is no longer listed.
             reason = info.fallback_reason or FallbackReason.NO_DEVICE
             if device not in self._on_fallback:
+                # A warning, not the info of an unavailable device: nothing is unavailable (the
+                # CPU runs the frames), but it is a degradation the user must act on.
                 LOGGER.warning(
                     "Edge TPU %s is unavailable (%s: %s); running on the CPU",
                     device,

@@ -104,7 +104,7 @@ from .models import (
     models_dir,
     store_user_model,
 )
-from .runtime_support import async_ensure_runtime
+from .runtime_support import async_ensure_runtime, async_runtime_possible
 from .selection import DEVICE_ALL, DEVICE_SERVER, chosen_set, is_server, named_tpus
 from .server import server_client
 from .server_flow import (
@@ -406,6 +406,8 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
         """Choose a local accelerator not set up yet, the CPU, or a Coral Vision server."""
         if user_input is not None:
             return await self._async_chosen(user_input[CONF_DEVICE])
+        if not await async_runtime_possible(self.hass):
+            return await self.async_step_server_only()
         choices = await self._async_device_choices()
         # Servers are never used up: there is always something to add.
         options = [*choices.options, SERVER_CHOICE]
@@ -414,6 +416,13 @@ class CoralVisionConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=_device_schema(options, options[0]["value"]),
             description_placeholders={"found": str(choices.found)},
         )
+
+    async def async_step_server_only(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Offer only a server, saying why: on musl without a runtime no local model can run."""
+        # musl (HA OS, Container, Supervised): the runtime publishes no wheel for it.
+        return self.async_show_menu(step_id="server_only", menu_options=["server"])
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import voluptuous as vol
@@ -37,30 +38,31 @@ TRIGGER_SCHEMA = DEVICE_TRIGGER_BASE_SCHEMA.extend(
 @callback
 def device_and_entry(
     hass: HomeAssistant, device_id: str
-) -> tuple[dr.DeviceEntry | None, ConfigEntry | None]:
-    """The device, and the Coral Vision entry it belongs to (None if it belongs to none)."""
+) -> tuple[Collection[tuple[str, str]], ConfigEntry | None]:
+    """The device's identifiers (none: no such device) and the Coral Vision entry it belongs to."""
     if (lookup := getattr(dr, "async_get_device_and_config_entry_for_domain", None)) is not None:
         # Newer Home Assistant: a device belongs to one entry; `config_entries` is deprecated.
         found: tuple[dr.DeviceEntry | None, ConfigEntry | None]
         found = lookup(hass, device_id, domain=DOMAIN, include_child_devices=False)
-        return found
+        return (found[0].identifiers if found[0] else ()), found[1]
+    # Home Assistant 2025.4 (newer ones type a device as a main or a child one: identifiers only).
     device = dr.async_get(hass).async_get(device_id)
     if device is None:
-        return None, None
+        return (), None
     for entry_id in device.config_entries:
         entry = hass.config_entries.async_get_entry(entry_id)
         if entry is not None and entry.domain == DOMAIN:
-            return device, entry
-    return device, None
+            return device.identifiers, entry
+    return device.identifiers, None
 
 
 @callback
 def camera_labels(hass: HomeAssistant, device_id: str) -> tuple[str, ...] | None:
     """The labels a camera device watches; None when the device is not a Coral Vision camera."""
-    device, entry = device_and_entry(hass, device_id)
-    if device is None or entry is None:
+    identifiers, entry = device_and_entry(hass, device_id)
+    if entry is None:
         return None
-    for domain, subentry_id in device.identifiers:
+    for domain, subentry_id in identifiers:
         subentry = entry.subentries.get(subentry_id) if domain == DOMAIN else None
         if subentry is not None and subentry.subentry_type == SUBENTRY_CAMERA:
             return tuple(subentry.data.get(CONF_LABELS, ()))
@@ -72,14 +74,21 @@ async def async_validate_trigger_config(hass: HomeAssistant, config: ConfigType)
     config = TRIGGER_SCHEMA(config)
     labels = camera_labels(hass, config[CONF_DEVICE_ID])
     if labels is None:
-        raise InvalidDeviceAutomationConfig(
-            f"Device {config[CONF_DEVICE_ID]} is not a Coral Vision camera"
-        )
+        raise _invalid("trigger_not_a_camera", device_id=config[CONF_DEVICE_ID])
+    if not labels:
+        raise _invalid("trigger_no_labels", label=config[CONF_SUBTYPE])
     if config[CONF_SUBTYPE] not in labels:
-        raise InvalidDeviceAutomationConfig(
-            f"The camera does not watch {config[CONF_SUBTYPE]!r} (it watches {', '.join(labels)})"
+        raise _invalid(
+            "trigger_label_not_watched", label=config[CONF_SUBTYPE], labels=", ".join(labels)
         )
     return config
+
+
+def _invalid(key: str, **placeholders: str) -> InvalidDeviceAutomationConfig:
+    """A translated error for an automation whose trigger this integration cannot attach."""
+    return InvalidDeviceAutomationConfig(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
 
 
 async def async_get_triggers(hass: HomeAssistant, device_id: str) -> list[dict[str, Any]]:

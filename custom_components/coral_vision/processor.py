@@ -322,7 +322,9 @@ class CameraProcessor:
             )
         except Exception as err:  # a camera integration may raise anything: the camera is down
             if self.camera_ok:
-                LOGGER.warning(
+                # Info, once: a camera going away is no fault of Coral Vision's (the rule of
+                # Home Assistant's quality scale); "available again" pairs with it.
+                LOGGER.info(
                     "Camera %s is unavailable: %s",
                     self.settings.camera_entity,
                     err if isinstance(err, HomeAssistantError) else f"{type(err).__name__}: {err}",

@@ -46,6 +46,7 @@ INFERENCE_TIME = AcceleratorSensorDescription(
 FRAMES_PER_MINUTE = AcceleratorSensorDescription(
     key="frames_per_minute",
     translation_key="frames_per_minute",
+    entity_registry_enabled_default=False,  # noisy: enable it to watch the load
     native_unit_of_measurement="frames/min",
     state_class=SensorStateClass.MEASUREMENT,
     suggested_display_precision=1,
@@ -54,12 +55,14 @@ FRAMES_PER_MINUTE = AcceleratorSensorDescription(
 QUEUE_DEPTH = AcceleratorSensorDescription(
     key="queue_depth",
     translation_key="queue_depth",
+    entity_registry_enabled_default=False,  # noisy: enable it to watch the load
     state_class=SensorStateClass.MEASUREMENT,
     value_fn=lambda s: s.executor.queue_depth,
 )
 DROPPED_FRAMES = AcceleratorSensorDescription(
     key="dropped_frames",
     translation_key="dropped_frames",
+    entity_registry_enabled_default=False,  # noisy: enable it to watch the load
     state_class=SensorStateClass.TOTAL_INCREASING,
     value_fn=lambda s: s.executor.frames_dropped,
 )

@@ -374,7 +374,8 @@ class RemoteAccelerator:
         if self._down or self._closed:
             return
         self._down = True
-        LOGGER.warning(
+        # Info, once (the quality scale's rule); the repair issue is what the user sees.
+        LOGGER.info(
             "Coral Vision server at %s is unreachable (%s); its cameras are unavailable until "
             "it answers again",
             self.client.url,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import stat
 import uuid
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -108,8 +111,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
 async def _async_list_models(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     """The models folder's files (size, variant, source, hash, users), and each server's models."""
     folder = models_dir(hass)
-    references = model_references(hass, await hass.async_add_executor_job(load_catalog))
-    stored = await hass.async_add_executor_job(list_models, folder, references)
+    async with _models_folder(folder):
+        references = model_references(hass, await hass.async_add_executor_job(load_catalog))
+        stored = await hass.async_add_executor_job(list_models, folder, references)
     servers: list[JsonValueType] = []
     for remote in _servers(hass):
         listed: dict[str, Any] = {"server": remote.status.id, "url": remote.client.url}
@@ -131,8 +135,9 @@ async def _async_remove_unused_models(hass: HomeAssistant, call: ServiceCall) ->
     """Delete model files and server models no entry uses; return what went (admins only)."""
     await _async_check_admin(hass, call)
     folder = models_dir(hass)
-    references = model_references(hass, await hass.async_add_executor_job(load_catalog))
-    removed = await hass.async_add_executor_job(remove_unused, folder, references)
+    async with _models_folder(folder):
+        references = model_references(hass, await hass.async_add_executor_job(load_catalog))
+        removed = await hass.async_add_executor_job(remove_unused, folder, references)
     servers: dict[str, JsonValueType] = {}
     for remote in _servers(hass):
         try:
@@ -147,6 +152,19 @@ async def _async_remove_unused_models(hass: HomeAssistant, call: ServiceCall) ->
             ) from err
     response: dict[str, JsonValueType] = {"removed": list[JsonValueType](removed)}
     return {**response, "servers": servers} if servers else response
+
+
+@contextlib.asynccontextmanager
+async def _models_folder(folder: Path) -> AsyncIterator[None]:
+    """Turn the models folder's failures (the disk, the catalog) into a translated error."""
+    try:
+        yield
+    except (OSError, CoralVisionError) as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="models_folder_failed",
+            translation_placeholders={"folder": str(folder), "error": _describe(err)},
+        ) from err
 
 
 def _servers(hass: HomeAssistant) -> list[RemoteAccelerator]:
@@ -227,6 +245,13 @@ def _error(key: str, **placeholders: str) -> ServiceValidationError:
     )
 
 
+def _failure(key: str, **placeholders: str) -> HomeAssistantError:
+    """A translated failure at run time (not the caller's input)."""
+    return HomeAssistantError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
 def _loaded_entries(hass: HomeAssistant) -> list[CoralVisionConfigEntry]:
     """The loaded entries."""
     return [
@@ -261,7 +286,9 @@ async def _async_image(hass: HomeAssistant, call: ServiceCall) -> tuple[str, byt
         try:
             image = await camera.async_get_image(hass, entity_id, timeout=10)
         except Exception as err:  # a camera integration may raise anything: still "no image"
-            raise _error("camera_unavailable", entity_id=entity_id, error=_describe(err)) from err
+            # The camera named exists (the schema checked it): not giving an image is a failure
+            # at run time, not bad input.
+            raise _failure("camera_unavailable", entity_id=entity_id, error=_describe(err)) from err
         return entity_id, image.content
     return await _async_file(hass, call.data[ATTR_FILE])
 
@@ -274,13 +301,20 @@ async def _async_file(hass: HomeAssistant, name: str) -> tuple[str, bytes]:
     shown = _shorten(str(path))
     try:
         # is_allowed_path stats and resolves the path: blocking I/O, and it raises on a name
-        # the OS refuses (too long, a NUL byte).
+        # the OS refuses (too long, a NUL byte): bad input.
         allowed = await hass.async_add_executor_job(hass.config.is_allowed_path, str(path))
-        if not allowed:
-            raise _error("file_not_allowed", file=shown)
-        data = await hass.async_add_executor_job(_read_image_file, path)
     except (OSError, ValueError) as err:
         raise _error("file_unreadable", file=shown, error=_describe(err)) from err
+    if not allowed:
+        raise _error("file_not_allowed", file=shown)
+    try:
+        data = await hass.async_add_executor_job(_read_image_file, path)
+    except (OSError, ValueError) as err:
+        # A name the OS refuses is bad input; an allowed file the disk fails to give is a
+        # failure at run time.
+        bad_name = not isinstance(err, OSError) or err.errno == errno.ENAMETOOLONG
+        make = _error if bad_name else _failure
+        raise make("file_unreadable", file=shown, error=_describe(err)) from err
     if data is None:
         raise _error("file_missing", file=shown)
     return str(path), data

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Generator, Iterator
 from pathlib import Path
 from typing import Any
-from unittest.mock import AsyncMock, patch
+from unittest.mock import AsyncMock, PropertyMock, patch
 
 import pytest
 from homeassistant.components.camera import Camera
@@ -45,6 +45,17 @@ def runtime_unavailable(install_type: str = "Home Assistant Core") -> Iterator[A
         ),
     ):
         yield install
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Generator[None]:
+    """Create entities disabled by default enabled (Home Assistant core's fixture of that name)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -61,9 +61,11 @@ async def test_no_picture_makes_entities_unavailable_until_it_returns(
     for _ in range(3):
         await scan(hass)  # unavailable entities: the action reaches nothing
         await retry_later(hass)  # but the camera is tried again on a timer
-    warnings = records(caplog, logging.WARNING)
-    assert len(warnings) == 1
-    assert CAMERA in warnings[0]
+    # Once, at info (the quality scale's log-when-unavailable), and no warning.
+    infos = records(caplog, logging.INFO)
+    assert len(infos) == 1
+    assert infos[0].startswith(f"Camera {CAMERA} is unavailable")
+    assert records(caplog, logging.WARNING) == []
     assert photo_camera.frames >= 4
     assert states(hass) == {STATE_UNAVAILABLE}
     # The accelerator's sensors do not depend on a camera.
@@ -74,8 +76,8 @@ async def test_no_picture_makes_entities_unavailable_until_it_returns(
     assert STATE_UNAVAILABLE not in states(hass)
     assert hass.states.get(IP).attributes["summary"]["person"] == 1
     infos = records(caplog, logging.INFO)
-    assert infos == [f"Camera {CAMERA} is available again"]
-    assert len(records(caplog, logging.WARNING)) == 1
+    assert infos[1:] == [f"Camera {CAMERA} is available again"]
+    assert records(caplog, logging.WARNING) == []
 
     frames = photo_camera.frames
     await retry_later(hass, 300)
@@ -99,9 +101,10 @@ async def test_removed_camera_entity(
     assert states(hass) == {STATE_UNAVAILABLE}
     await retry_later(hass)
     await retry_later(hass, 70)
-    warnings = records(caplog, logging.WARNING)
-    assert len(warnings) == 1
-    assert "not found" in warnings[0].lower()
+    infos = records(caplog, logging.INFO)
+    assert len(infos) == 1
+    assert "not found" in infos[0].lower()
+    assert records(caplog, logging.WARNING) == []
 
 
 async def test_timer_camera_recovers_on_its_own_timer(
@@ -119,12 +122,16 @@ async def test_timer_camera_recovers_on_its_own_timer(
         await retry_later(hass, 11 * step)
     assert states(hass) == {STATE_UNAVAILABLE}
     assert photo_camera.frames == 3, "only the scan timer fetches"
-    assert len(records(caplog, logging.WARNING)) == 1
+    unavailable = [m for m in records(caplog, logging.INFO) if m.startswith("Camera")]
+    assert len(unavailable) == 1
+    assert records(caplog, logging.WARNING) == []
 
     photo_camera.photo = images_dir / "sunflower.bmp"
     await retry_later(hass, 44)
     assert states(hass) == {"0", "off", "unknown"}
-    assert len(records(caplog, logging.INFO)) == 1
+    assert [m for m in records(caplog, logging.INFO) if m.startswith("Camera")][1:] == [
+        f"Camera {CAMERA} is available again"
+    ]
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
 
@@ -229,9 +236,10 @@ async def test_a_camera_raising_any_error_is_unavailable_and_logged_once(
         await retry_later(hass, 11 * step)
     assert faulty_camera.frames == frames + 4, "every scan tried the camera"
     assert states(hass) == {STATE_UNAVAILABLE}
-    assert records(caplog, logging.WARNING) == [
+    assert records(caplog, logging.INFO) == [
         f"Camera {CAMERA} is unavailable: RuntimeError: sensor overheated"
     ]
+    assert records(caplog, logging.WARNING) == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no traceback"
 
     faulty_camera.error = None
@@ -240,8 +248,8 @@ async def test_a_camera_raising_any_error_is_unavailable_and_logged_once(
         await retry_later(hass, 11 * step)
     assert STATE_UNAVAILABLE not in states(hass)
     assert hass.states.get(IP).attributes["summary"]["person"] == 1
-    assert records(caplog, logging.INFO) == [f"Camera {CAMERA} is available again"]
-    assert len(records(caplog, logging.WARNING)) == 1
+    assert records(caplog, logging.INFO)[1:] == [f"Camera {CAMERA} is available again"]
+    assert records(caplog, logging.WARNING) == []
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
 
@@ -261,8 +269,9 @@ async def test_a_camera_raising_on_demand_is_unavailable_too(
     await retry_later(hass, 70)
     assert faulty_camera.frames == 3, "the scan, then two retries"
     assert states(hass) == {STATE_UNAVAILABLE}
-    assert records(caplog, logging.WARNING) == [
+    assert records(caplog, logging.INFO) == [
         f"Camera {CAMERA} is unavailable: OSError: connection reset"
     ]
+    assert records(caplog, logging.WARNING) == []
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()

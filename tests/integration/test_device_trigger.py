@@ -250,3 +250,45 @@ async def test_events_carry_the_device_even_with_the_scan_entity_disabled(
     assert people, "the timer scanned without the image processing entity"
     assert people[0].data["device_id"] == camera_device.id
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_validation_errors_are_translated(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    camera, accelerator = devices(hass, loaded_entry)
+    with pytest.raises(InvalidDeviceAutomationConfig) as unwatched:
+        await device_trigger.async_validate_trigger_config(
+            hass, trigger(camera, "detected", "kite")
+        )
+    assert unwatched.value.translation_domain == DOMAIN
+    assert unwatched.value.translation_key == "trigger_label_not_watched"
+    assert unwatched.value.translation_placeholders == {"label": "kite", "labels": "person, tie"}
+    # The text comes from strings.json, placeholders filled in (what the automation log shows).
+    assert str(unwatched.value).startswith(
+        "This camera does not watch kite; it watches person, tie."
+    )
+
+    with pytest.raises(InvalidDeviceAutomationConfig) as not_camera:
+        await device_trigger.async_validate_trigger_config(
+            hass, trigger(accelerator, "detected", "person")
+        )
+    assert not_camera.value.translation_key == "trigger_not_a_camera"
+    assert str(not_camera.value) == (
+        f"The device {accelerator} is not a Coral Vision camera, so it has no Coral Vision triggers"
+    )
+
+
+async def test_a_camera_without_labels_says_so(hass: HomeAssistant) -> None:
+    entry = cpu_entry(camera_subentry(labels=[], scores={}))
+    entry.add_to_hass(hass)
+    subentry_id = next(iter(entry.subentries))
+    camera = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={(DOMAIN, subentry_id)}, name="Front door"
+    )
+    assert await device_trigger.async_get_triggers(hass, camera.id) == []
+    with pytest.raises(InvalidDeviceAutomationConfig) as no_labels:
+        await device_trigger.async_validate_trigger_config(
+            hass, trigger(camera.id, "detected", "person")
+        )
+    assert no_labels.value.translation_key == "trigger_no_labels"
+    assert no_labels.value.translation_placeholders == {"label": "person"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -47,3 +48,15 @@ async def test_the_model_is_shown_as_the_model_not_as_firmware(
     assert camera.via_device_id == accelerator.id
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_deleting_a_camera_removes_its_device(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    camera = next(iter(loaded_entry.subentries))
+    assert camera in entry_devices(hass, loaded_entry)
+    assert hass.config_entries.async_remove_subentry(loaded_entry, camera)
+    await hass.async_block_till_done()
+    # The camera's device went with its subentry; the accelerator's stays.
+    assert set(entry_devices(hass, loaded_entry)) == {loaded_entry.entry_id}
+    assert loaded_entry.state is ConfigEntryState.LOADED

@@ -285,6 +285,7 @@ async def test_flow_pools_a_chosen_set_of_free_tpus(hass: HomeAssistant, bus: Bu
     await hass.async_block_till_done()
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_cameras_spread_and_each_tpu_falls_back_and_recovers(
     hass: HomeAssistant, entry: MockConfigEntry, bus: Bus
 ) -> None:
@@ -353,6 +354,7 @@ async def test_cameras_spread_and_each_tpu_falls_back_and_recovers(
     assert bus.fakes["usb:1"].invokes == invokes + 1
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_a_tpu_plugged_in_later_joins_and_one_gone_can_be_removed(
     hass: HomeAssistant,
     entry: MockConfigEntry,
@@ -567,3 +569,85 @@ async def test_late_backend_changes_are_ignored(
     relay.listener("usb:0")(cpu)
     await hass.async_block_till_done()
     assert issue(hass, entry, "usb:0") is None
+
+
+async def test_noisy_diagnostics_of_the_pool_and_its_tpus_are_disabled_by_default(
+    hass: HomeAssistant, entry: MockConfigEntry, entity_registry: er.EntityRegistry
+) -> None:
+    noisy = [f"{POOL}_{key}" for key in ("queue_depth", "dropped_frames", "frames_per_minute")]
+    noisy += [f"sensor.edge_tpu_usb_{n}_frames_per_minute" for n in (0, 1)]
+    for entity_id in noisy:
+        registered = entity_registry.async_get(entity_id)
+        assert registered is not None, entity_id
+        assert registered.disabled_by is er.RegistryEntryDisabler.INTEGRATION, entity_id
+        assert hass.states.get(entity_id) is None
+    assert state(hass, "sensor.edge_tpu_usb_0_backend") == "edgetpu_usb"
+    assert state(hass, f"{POOL}_inference_time") is not None
+
+
+@pytest.mark.usefixtures("cameras")
+async def test_tpus_a_reconfigure_drops_from_a_chosen_set_lose_their_devices(
+    hass: HomeAssistant, bus: Bus
+) -> None:
+    bus.plug("usb:2")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Coral Vision Edge TPU USB 0 + Edge TPU USB 1",
+        data={"device": "usb:0+usb:1", "model": MODEL},
+        unique_id="usb:0+usb:1",
+        subentries_data=subentries(),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    usb1 = tpu_device(hass, entry, "usb:1")
+    assert usb1 is not None
+    camera = device_of(hass, entry, next(iter(entry.subentries)))
+    assert camera is not None
+
+    with patch("custom_components.coral_vision.config_flow.list_edge_tpus", bus.tpus):
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"device": "choose"}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"tpus": ["usb:0", "usb:2"]}
+        )
+        assert result["step_id"] == "model"
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
+        if result["type"] is FlowResultType.SHOW_PROGRESS:
+            await hass.async_block_till_done()
+            result = await hass.config_entries.flow.async_configure(result["flow_id"])
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+
+    assert entry.runtime_data.accelerator.devices == ("usb:0", "usb:2")
+    assert tpu_device(hass, entry, "usb:1") is None, "dropped: its device went at the reload"
+    assert dr.async_get(hass).async_get(usb1.id) is None
+    assert er.async_get(hass).async_get("sensor.edge_tpu_usb_1_backend") is None
+    assert tpu_device(hass, entry, "usb:0") is not None
+    assert tpu_device(hass, entry, "usb:2") is not None
+    assert device_of(hass, entry, next(iter(entry.subentries))) == camera
+
+    # Down to one TPU: no pool, so no TPU devices at all; the accelerator's device stays.
+    with patch("custom_components.coral_vision.config_flow.list_edge_tpus", bus.tpus):
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"device": "usb:2"}
+        )
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
+        if result["type"] is FlowResultType.SHOW_PROGRESS:
+            await hass.async_block_till_done()
+            result = await hass.config_entries.flow.async_configure(result["flow_id"])
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+    assert tpu_device(hass, entry, "usb:0") is None
+    assert tpu_device(hass, entry, "usb:2") is None
+    assert device_of(hass, entry, entry.entry_id) is not None
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
@@ -28,6 +29,7 @@ def value(hass: HomeAssistant, key: str) -> str:
     return hass.states.get(PREFIX + key).state
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_diagnostics_after_some_frames(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -73,6 +75,7 @@ async def test_diagnostics_after_some_frames(
     await hass.async_block_till_done()
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_inference_time_and_dropped_frames(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
@@ -97,3 +100,27 @@ async def test_inference_time_and_dropped_frames(
     assert len(value(hass, "inference_time").partition(".")[2]) <= 1
     assert int(value(hass, "dropped_frames")) >= 1
     assert value(hass, "queue_depth") == "0"
+
+
+async def test_noisy_diagnostics_are_disabled_by_default(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry
+) -> None:
+    entry = cpu_entry()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    for key in ("queue_depth", "dropped_frames", "frames_per_minute"):
+        registered = entity_registry.async_get(PREFIX + key)
+        assert registered is not None
+        assert registered.disabled_by is er.RegistryEntryDisabler.INTEGRATION, key
+        assert hass.states.get(PREFIX + key) is None
+    for key in ("backend", "inference_time"):
+        assert hass.states.get(PREFIX + key) is not None, key
+
+    # Enabled by the user, one comes with the entry's next load.
+    entity_registry.async_update_entity(PREFIX + "queue_depth", disabled_by=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert value(hass, "queue_depth") == "0"
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()

@@ -23,8 +23,10 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.coral_vision.config_flow import CoralVisionConfigFlow
 from custom_components.coral_vision.const import DOMAIN, EVENT_DETECTED
@@ -129,6 +131,13 @@ def device_of(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> dr.Devic
     )
 
 
+def unreachable(caplog: pytest.LogCaptureFixture) -> int:
+    """How many times a server was logged unreachable, at info."""
+    return sum(
+        r.levelno == logging.INFO and "is unreachable" in r.getMessage() for r in caplog.records
+    )
+
+
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
@@ -226,8 +235,9 @@ async def test_the_server_going_away_and_coming_back(
         await scan(hass)  # nothing sent meanwhile: the frames end at once
     assert hass.states.get(IP).state == STATE_UNAVAILABLE
     assert hass.states.get("sensor.coral_vision_server_backend").state == STATE_UNAVAILABLE
-    assert len(warnings(caplog)) == 1, warnings(caplog)
-    assert "unreachable" in warnings(caplog)[0]
+    # Once, at info (the quality scale's log-when-unavailable): the repair issue is the alert.
+    assert unreachable(caplog) == 1
+    assert warnings(caplog) == []
     issue = issues.async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.translation_key == "server_unreachable"
@@ -243,7 +253,8 @@ async def test_the_server_going_away_and_coming_back(
     for seconds in (2, 5, 10):
         async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
         await hass.async_block_till_done(wait_background_tasks=True)
-    assert len(warnings(caplog)) == 1
+    assert unreachable(caplog) == 1
+    assert warnings(caplog) == []
 
     await servers.start(port=port)
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=60))
@@ -257,7 +268,8 @@ async def test_the_server_going_away_and_coming_back(
     photo_camera.photo = images_dir / "grace_hopper.bmp"
     await scan(hass)
     assert hass.states.get(IP).state == "1"
-    assert len(warnings(caplog)) == 1
+    assert unreachable(caplog) == 1
+    assert warnings(caplog) == []
 
 
 async def test_setup_states(hass: HomeAssistant, servers: Servers) -> None:
@@ -378,6 +390,51 @@ async def test_two_edge_tpus_on_the_server(
     assert response is not None
     assert [c["label"] for c in response["classes"]] == [GOWN]  # type: ignore[index]
     assert response["backend"] == "Edge TPU (USB)"
+
+
+async def test_a_tpu_the_server_no_longer_lists_can_be_removed(
+    hass: HomeAssistant,
+    servers: Servers,
+    hass_ws_client: WebSocketGenerator,
+    unloaded_after: list[MockConfigEntry],
+) -> None:
+    server = await servers.start("--devices", "all", "--model", CLASSIFIER, tpus=2)
+    port = server.port
+    entry = server_entry(servers, server, model=CLASSIFIER)
+    unloaded_after.append(entry)
+    await setup(hass, entry)
+    server_device = device_of(hass, entry, entry.entry_id)
+    usb0 = device_of(hass, entry, f"{entry.entry_id}:usb:0")
+    usb1 = device_of(hass, entry, f"{entry.entry_id}:usb:1")
+
+    assert await async_setup_component(hass, "config", {})
+    client = await hass_ws_client(hass)
+
+    async def remove(device: dr.DeviceEntry) -> bool:
+        await client.send_json_auto_id(
+            {
+                "type": "config/device_registry/remove_config_entry",
+                "config_entry_id": entry.entry_id,
+                "device_id": device.id,
+            }
+        )
+        return bool((await client.receive_json())["success"])
+
+    assert not await remove(usb1), "the server lists it: not removable"
+    assert not await remove(server_device), "the server's device stays"
+
+    await asyncio.to_thread(server.stop)
+    assert not await remove(usb1), "the server does not answer: it may still have it"
+
+    # The server comes back with one Edge TPU: the other is gone for good.
+    await servers.start("--devices", "all", "--model", CLASSIFIER, port=port, tpus=1)
+    assert not await remove(usb0)
+    assert await remove(usb1)
+    await hass.async_block_till_done()
+    registry = dr.async_get(hass)
+    assert registry.async_get(usb1.id) is None
+    assert registry.async_get(usb0.id) is not None
+    assert registry.async_get(server_device.id) is not None
 
 
 async def test_detect_action_and_the_servers_models(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import array
+import contextlib
+import errno
+import fcntl
 import json
+import os
 import shutil
 import threading
 import tracemalloc
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -169,9 +174,10 @@ async def test_target_errors(
     assert err.translation_key == "image_invalid"
     assert str(garbage) in str(err.translation_placeholders)
 
+    # A camera that gives no image fails at run time: not the caller's input.
     photo_camera.photo = None
     err = await fails(hass, "detect", entity_id=CAMERA)
-    assert isinstance(err, ServiceValidationError)
+    assert not isinstance(err, ServiceValidationError)
     assert err.translation_key == "camera_unavailable"
     assert (err.translation_placeholders or {}).get("entity_id") == CAMERA
 
@@ -274,7 +280,7 @@ async def test_the_allowlist_is_checked_off_the_event_loop(
     assert hass.loop_thread_id not in checked_on
 
 
-async def test_a_camera_that_raises_is_a_validation_error(
+async def test_a_camera_that_raises_is_a_failure_not_bad_input(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, photo_camera: PhotoCamera
 ) -> None:
     async def broken(width: int | None = None, height: int | None = None) -> bytes | None:
@@ -282,9 +288,20 @@ async def test_a_camera_that_raises_is_a_validation_error(
 
     with patch.object(photo_camera, "async_camera_image", broken):
         err = await fails(hass, "detect", entity_id=CAMERA)
-    assert isinstance(err, ServiceValidationError)
+    assert not isinstance(err, ServiceValidationError)
     assert err.translation_key == "camera_unavailable"
     assert (err.translation_placeholders or {})["error"] == "lens cap on"
+
+
+async def test_an_allowed_file_the_disk_fails_to_read_is_a_failure_not_bad_input(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    # A regular file (stat says so) whose read fails with EIO: a disk error at run time.
+    hass.config.allowlist_external_dirs = {"/proc"}
+    err = await fails(hass, "detect", file="/proc/self/mem")
+    assert not isinstance(err, ServiceValidationError)
+    assert err.translation_key == "file_unreadable"
+    assert "Input/output error" in (err.translation_placeholders or {})["error"]
 
 
 @pytest.fixture
@@ -343,3 +360,57 @@ async def test_an_unknown_user_cannot_remove_models(hass: HomeAssistant, stray_m
             context=Context(user_id="no-such-user"),
         )
     assert stray_model.exists()
+
+
+# linux/fs.h: the inode flags ioctls, and the immutable flag (no unlink, even by root).
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
+
+
+def _set_immutable(path: Path, on: bool) -> None:
+    """Set or clear a file's immutable flag (chattr +i / -i)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        flags = array.array("i", [0])
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
+        flags[0] = flags[0] | FS_IMMUTABLE_FL if on else flags[0] & ~FS_IMMUTABLE_FL
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def undeletable(path: Path) -> Iterator[None]:
+    """Make a file impossible to delete: immutable for root, else its folder read-only."""
+    if os.geteuid() == 0:
+        _set_immutable(path, True)
+        try:
+            yield
+        finally:
+            _set_immutable(path, False)
+        return
+    path.parent.chmod(0o555)
+    try:
+        yield
+    finally:
+        path.parent.chmod(0o755)
+
+
+async def test_a_models_folder_that_fails_is_a_translated_error(
+    hass: HomeAssistant, stray_model: Path
+) -> None:
+    with undeletable(stray_model):
+        err = await fails(hass, "remove_unused_models")
+    assert not isinstance(err, ServiceValidationError)
+    assert err.translation_key == "models_folder_failed"
+    assert isinstance(err.__cause__, OSError)
+    assert (err.translation_placeholders or {})["folder"] == str(stray_model.parent)
+    assert stray_model.exists()
+
+    # A disk error while listing (EIO, which this machine cannot produce on demand there).
+    with patch(
+        "custom_components.coral_vision.services.list_models",
+        side_effect=OSError(errno.EIO, "Input/output error"),
+    ):
+        err = await fails(hass, "list_models")
+    assert err.translation_key == "models_folder_failed"
+    assert "Input/output error" in (err.translation_placeholders or {})["error"]

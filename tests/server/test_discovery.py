@@ -107,3 +107,60 @@ def test_unspecified_addresses() -> None:
     assert _unspecified("")
     assert not _unspecified("127.0.0.1")
     assert not _unspecified("my-host")
+
+
+async def test_registers_under_the_host_name_the_supervisor_gives(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    posted: list[object] = []
+
+    async def info(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "Bearer t"
+        return web.json_response({"result": "ok", "data": {"hostname": "a0d7b954-coral-vision"}})
+
+    async def discovery(request: web.Request) -> web.Response:
+        posted.append(await request.json())
+        return web.json_response({"result": "ok", "data": {"uuid": "u1"}})
+
+    async def withdraw(request: web.Request) -> web.Response:
+        return web.json_response({"result": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/addons/self/info", info)
+    app.router.add_post("/discovery", discovery)
+    app.router.add_delete("/discovery/u1", withdraw)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    env = {
+        "SUPERVISOR_TOKEN": "t",
+        SUPERVISOR_URL_ENV: f"http://127.0.0.1:{runner.addresses[0][1]}",
+    }
+    try:
+        announcer = Announcer(env)
+        await announcer.start(IDENTITY, "0.0.0.0", session, zeroconf=False)
+        await announcer.stop(session)
+    finally:
+        await runner.cleanup()
+    assert posted == [
+        {
+            "service": "coral_vision",
+            "config": {
+                "host": "a0d7b954-coral-vision",
+                "port": 32168,
+                "id": IDENTITY.server_id,
+                "api_key": None,
+            },
+        }
+    ]
+    assert "Registered with Supervisor discovery as a0d7b954-coral-vision:32168" in caplog.text
+
+
+async def test_an_address_that_is_not_ours_is_not_announced(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    announcer = Announcer({})
+    await announcer.start(IDENTITY, "192.0.2.1", session, zeroconf=True)  # TEST-NET-1
+    await announcer.stop(session)
+    assert "Could not announce the server over mDNS" in caplog.text

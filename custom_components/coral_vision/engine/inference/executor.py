@@ -407,10 +407,7 @@ class Executor:
                     backend = self._run(worker, backend, job)
         finally:
             if backend is not None:
-                try:
-                    backend.close()
-                except Exception:  # closing must not hide why the thread ended
-                    _LOGGER.debug("%s: closing the backend failed", self.name, exc_info=True)
+                backend.close()
 
     def _next_job(self, worker: Worker) -> Swap | _Retry | Request | None:
         """Block until there is something to do; None when the worker should end."""
@@ -425,18 +422,11 @@ class Executor:
                 if shared.tpu_returned or self._lifecycle.recheck_wait_locked(worker) == 0.0:
                     shared.tpu_returned = False
                     return _RETRY
-                request = self._take_ready_locked()
+                request = self._table.take_ready()
                 if request is not None:
                     worker.request = request
                     return request
                 shared.work.wait(self._lifecycle.recheck_wait_locked(worker))
-
-    def _take_ready_locked(self) -> Request | None:
-        """Take the next frame prepared for the current model out of the queue."""
-        # Frames prepared for the model before a swap are prepared again.
-        if self._table.unprepare_other_than(self._shared.model.input):
-            self._preparation.schedule_locked()
-        return self._table.take_ready()
 
     def _finish_invoke(self, worker: Worker, request: Request) -> bool:
         """Leave the invoke; False when the watchdog gave up on it meanwhile."""

@@ -137,12 +137,11 @@ class RequestTable:
             request.preparing = True
         return request
 
-    def unprepare_other_than(self, spec: InputSpec) -> bool:
-        """Forget frames prepared for another input (before a swap); whether there were any."""
-        stale = [r for r in self.waiting.values() if r.frame is not None and r.spec != spec]
-        for request in stale:
-            request.frame = None
-        return bool(stale)
+    def unprepare_other_than(self, spec: InputSpec) -> None:
+        """Forget frames prepared for another input (before a swap)."""
+        for request in self.waiting.values():
+            if request.frame is not None and request.spec != spec:
+                request.frame = None
 
     def take_ready(self) -> Request | None:
         """Take the next prepared frame out of line (the lanes take turns), set running."""
