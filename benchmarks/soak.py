@@ -478,7 +478,7 @@ def figures(
         unexpected += label not in SHOWS[log[k][1]]
     fetched = sum(1 for log in served for t, _ in log if start.time <= t <= end.time)
     states, events = diff(start.states, end.states), diff(start.events, end.events)
-    in_window = [(ours, text) for t, ours, text in counter.records if start.time <= t <= end.time]
+    in_window = [mine for t, mine, _ in counter.records if start.time <= t <= end.time]
     hours = seconds / 3600
     rss = [s[0] for s in samples if s[0] is not None]
     server_rss = [s[1] for s in samples if s[1] is not None]
@@ -498,8 +498,8 @@ def figures(
             "unexpected_label": unexpected,
         },
         "warnings": {
-            "coral_vision": sum(1 for ours_, _ in in_window if ours_),
-            "other": sum(1 for ours_, _ in in_window if not ours_),
+            "coral_vision": sum(in_window),
+            "other": len(in_window) - sum(in_window),
             "whole_run": dict(Counter(text for _, _, text in counter.records).most_common(12)),
         },
         "recorder": {

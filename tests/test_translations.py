@@ -168,6 +168,8 @@ def test_the_reader_finds_computed_keys() -> None:
     paths = {use.path for use in find_uses(INTEGRATION, {p.value for p in Platform}).uses}
     # Through error_key() and its dict, a walrus, `self._error or ...`, a helper's parameter.
     assert ("config", "error", "download_redirects") in paths
+    # Set by the server steps (a base class in another module), shown by the handler's form.
+    assert ("config", "error", "server_model_failed") in paths
     assert ("config", "error", "file_missing") in paths
     assert ("config", "error", "inference_failed") in paths
     assert ("config_subentries", "camera", "error", "region_degenerate") in paths

@@ -2,7 +2,9 @@
 
 Keys are often computed (`errors[key] = error_key(err)`, `self._error or "inference_failed"`,
 `translation_key=key` in a helper), so string values are followed through local variables,
-`self.` attributes, parameters (to their call sites), returns, module constants and dict lookups.
+`self.` attributes, parameters (to their call sites), returns, module constants, dict lookups and
+functions imported from a sibling module. A flow handler is read together with the classes it
+inherits from the integration (the server steps are a base class in their own module).
 Whatever cannot be followed is reported as unresolved, so a new pattern fails loudly instead of
 escaping the check.
 """
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 type Scope = ast.FunctionDef | ast.AsyncFunctionDef
+# A class with the module it is written in.
+type Member = tuple["Module", ast.ClassDef]
 
 # Calls of a config, options or subentry flow that end it with a fixed reason.
 _IMPLIED_ABORTS = {
@@ -90,6 +94,22 @@ class Module:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                     yield item, cls
 
+    def imported(self, name: str) -> Module | None:
+        """The sibling module a name is imported from, if the package has it."""
+        return self.package.get(self.imports[name]) if name in self.imports else None
+
+    def ancestors(self, cls: ast.ClassDef) -> list[Member]:
+        """The class, then the classes it inherits from this package (wherever they are written)."""
+        found: list[Member] = [(self, cls)]
+        for base in cls.bases:
+            if not isinstance(base, ast.Name):
+                continue
+            if base.id in self.classes:
+                found += self.ancestors(self.classes[base.id])
+            elif (other := self.imported(base.id)) is not None and base.id in other.classes:
+                found += other.ancestors(other.classes[base.id])
+        return found
+
     def method(self, cls: ast.ClassDef | None, name: str) -> Scope | None:
         if cls is None:
             return None
@@ -102,10 +122,48 @@ class Module:
 class Resolver:
     """The string values an expression can take, followed through the module."""
 
-    def __init__(self, module: Module, found: Found) -> None:
+    def __init__(
+        self,
+        module: Module,
+        found: Found,
+        family: list[Member] | None = None,
+        active: set[tuple[int, int]] | None = None,
+    ) -> None:
         self.module = module
         self.found = found
-        self._active: set[tuple[int, int]] = set()
+        # A flow handler's classes: `self` is one object across all of them.
+        self.family = family or []
+        self._active: set[tuple[int, int]] = set() if active is None else active
+
+    def at(self, module: Module) -> Resolver:
+        """A resolver for another module of the same flow (the same search in progress)."""
+        if module is self.module:
+            return self
+        return Resolver(module, self.found, self.family, self._active)
+
+    def members(self, cls: ast.ClassDef) -> list[Member]:
+        """The classes whose methods and attributes `self` has inside `cls`."""
+        if any(c is cls for _m, c in self.family):
+            return self.family
+        return [(self.module, cls)]
+
+    def method(
+        self, cls: ast.ClassDef | None, name: str
+    ) -> tuple[Resolver, Scope, ast.ClassDef] | None:
+        """A method of `self` by name, with the resolver of its module and its class."""
+        for module, member in self.members(cls) if cls is not None else ():
+            if (found := module.method(member, name)) is not None:
+                return self.at(module), found, member
+        return None
+
+    def function(self, name: str) -> tuple[Resolver, Scope] | None:
+        """A module function, or one imported from a sibling module, with its module's resolver."""
+        if name in self.module.functions:
+            return self, self.module.functions[name]
+        other = self.module.imported(name)
+        if other is not None and name in other.functions:
+            return self.at(other), other.functions[name]
+        return None
 
     def unresolved(self, node: ast.AST, what: str) -> set[str]:
         self.found.unresolved.append(f"{self.module.where(node)}: {what}: {ast.unparse(node)}")
@@ -138,7 +196,11 @@ class Resolver:
             return self._name(node, scope, cls)
         if isinstance(node, ast.Attribute) and _is_self(node.value) and cls is not None:
             return set().union(
-                *(self.strings(v, s, cls) for v, s in _attribute_values(cls, node.attr))
+                *(
+                    self.at(module).strings(v, s, member)
+                    for module, member in self.members(cls)
+                    for v, s in _attribute_values(member, node.attr)
+                )
             )
         if isinstance(node, ast.Call):
             return self._call(node, scope, cls)
@@ -164,21 +226,29 @@ class Resolver:
     def _arguments(self, scope: Scope, cls: ast.ClassDef | None, name: str) -> set[str]:
         """A parameter's values: what every call of its function in the module passes."""
         values: set[str] = set()
-        for call, caller, caller_cls in _calls_of(self.module, scope, cls):
-            argument = _argument(scope, call, name)
-            if argument is not None:
-                values |= self.strings(argument, caller, caller_cls)
+        members = self.members(cls) if cls is not None else [(self.module, cls)]
+        modules = {id(module): module for module, _c in members}.values()
+        peers = [member for _m, member in members]
+        for module in modules:
+            for call, caller, caller_cls in _calls_of(module, scope, cls, peers):
+                argument = _argument(scope, call, name)
+                if argument is not None:
+                    values |= self.at(module).strings(argument, caller, caller_cls)
         return values
 
     def _call(self, node: ast.Call, scope: Scope | None, cls: ast.ClassDef | None) -> set[str]:
         func = node.func
-        callee: Scope | None = None
-        callee_cls = None
-        if isinstance(func, ast.Name) and func.id in self.module.functions:
-            callee = self.module.functions[func.id]
-        elif isinstance(func, ast.Attribute) and _is_self(func.value):
-            callee, callee_cls = self.module.method(cls, func.attr), cls
-        elif (
+        if isinstance(func, ast.Name) and (function := self.function(func.id)) is not None:
+            resolver, callee = function
+            return set().union(*(resolver.strings(r, callee, None) for r in _returns(callee)))
+        if (
+            isinstance(func, ast.Attribute)
+            and _is_self(func.value)
+            and (method := self.method(cls, func.attr)) is not None
+        ):
+            resolver, callee, callee_cls = method
+            return set().union(*(resolver.strings(r, callee, callee_cls) for r in _returns(callee)))
+        if (
             isinstance(func, ast.Attribute)
             and func.attr == "get"
             and isinstance(func.value, ast.Name)
@@ -188,9 +258,7 @@ class Resolver:
             if len(node.args) > 1:
                 values |= self.strings(node.args[1], scope, cls)
             return values
-        if callee is None:
-            return self.unresolved(node, "a call the check cannot follow")
-        return set().union(*(self.strings(r, callee, callee_cls) for r in _returns(callee)))
+        return self.unresolved(node, "a call the check cannot follow")
 
     def _dict_values(
         self, name: ast.Name, node: ast.expr, scope: Scope | None, cls: ast.ClassDef | None
@@ -221,13 +289,16 @@ class Resolver:
             return values
         if isinstance(node, ast.Call):
             func = node.func
-            callee: Scope | None = None
-            if isinstance(func, ast.Name):
-                callee = self.module.functions.get(func.id)
+            found: tuple[Resolver, Scope, ast.ClassDef | None] | None = None
+            if isinstance(func, ast.Name) and (function := self.function(func.id)) is not None:
+                found = (*function, None)
             elif isinstance(func, ast.Attribute) and _is_self(func.value):
-                callee = self.module.method(cls, func.attr)
-            if callee is not None:
-                return set().union(*(self.error_values(r, callee, cls) for r in _returns(callee)))
+                found = self.method(cls, func.attr)
+            if found is not None:
+                resolver, callee, callee_cls = found
+                return set().union(
+                    *(resolver.error_values(r, callee, callee_cls) for r in _returns(callee))
+                )
         return self.unresolved(node, "form errors the check cannot follow")
 
     def keys(
@@ -253,11 +324,12 @@ class Resolver:
         self, node: ast.expr, scope: Scope | None, cls: ast.ClassDef | None
     ) -> frozenset[str] | None:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            callee = self.module.functions.get(node.func.id)
-            if callee is not None:
+            function = self.function(node.func.id)
+            if function is not None:
+                resolver, callee = function
                 keys: set[str] = set()
                 for returned in _returns(callee):
-                    inner = self.keys(returned, callee, None)
+                    inner = resolver.keys(returned, callee, None)
                     if inner is None:
                         return None
                     keys |= inner
@@ -350,8 +422,10 @@ def _argument(scope: Scope, call: ast.Call, name: str) -> ast.expr | None:
 
 
 def _calls_of(
-    module: Module, scope: Scope, cls: ast.ClassDef | None
+    module: Module, scope: Scope, cls: ast.ClassDef | None, peers: list[ast.ClassDef] | None = None
 ) -> Iterator[tuple[ast.Call, Scope, ast.ClassDef | None]]:
+    """Calls of a function, or of a method through `self` (in its class or the `peers`)."""
+    classes = peers or [cls]
     for caller, caller_cls in module.scopes():
         for node in _walk(caller):
             if not isinstance(node, ast.Call):
@@ -360,7 +434,7 @@ def _calls_of(
             plain = cls is None and isinstance(func, ast.Name) and func.id == scope.name
             method = (
                 cls is not None
-                and caller_cls is cls
+                and any(caller_cls is c for c in classes)
                 and isinstance(func, ast.Attribute)
                 and _is_self(func.value)
                 and func.attr == scope.name
@@ -389,7 +463,10 @@ def read_package(folder: Path) -> dict[str, Module]:
 
 
 def flow_kinds(package: dict[str, Module]) -> dict[tuple[str, str], tuple[str, ...]]:
-    """(module, class) of each flow handler → its section in strings.json."""
+    """(module, class) of each flow handler → its section in strings.json.
+
+    A class that another class of the package inherits from is read as part of that one.
+    """
     kinds: dict[tuple[str, str], tuple[str, ...]] = {}
     subentry_types: dict[str, str] = {}
     for module in package.values():
@@ -403,9 +480,21 @@ def flow_kinds(package: dict[str, Module]) -> dict[tuple[str, str], tuple[str, .
                         if key is not None and isinstance(value, ast.Name):
                             (kind,) = Resolver(module, Found()).strings(key, None, None)
                             subentry_types[value.id] = kind
+    inherited = {
+        id(base)
+        for module in package.values()
+        for cls in module.classes.values()
+        for _m, base in module.ancestors(cls)[1:]
+    }
     for name, module in package.items():
         for cls in module.classes.values():
-            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in cls.bases}
+            if id(cls) in inherited:
+                continue
+            bases = {
+                b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")
+                for _m, member in module.ancestors(cls)
+                for b in member.bases
+            }
             for base in bases:
                 if base in _FLOW_BASES:
                     kinds[name, cls.name] = (_FLOW_BASES[base],)
@@ -417,16 +506,17 @@ def flow_kinds(package: dict[str, Module]) -> dict[tuple[str, str], tuple[str, .
 def flow_uses(package: dict[str, Module], found: Found) -> None:
     """Steps, form errors, aborts and progress texts of every flow, with their placeholders."""
     for (name, class_name), section in flow_kinds(package).items():
-        module = package[name]
-        cls = module.classes[class_name]
-        resolver = Resolver(module, found)
+        family = package[name].ancestors(package[name].classes[class_name])
+        handler = Resolver(package[name], found, family)
         subentry = section[0] == "config_subentries"
-        for item in cls.body:
-            if not isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                continue
-            for node in _walk(item):
-                if isinstance(node, ast.Call):
-                    _flow_call(resolver, node, item, cls, section, subentry)
+        for module, cls in family:
+            resolver = handler.at(module)
+            for item in cls.body:
+                if not isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                for node in _walk(item):
+                    if isinstance(node, ast.Call):
+                        _flow_call(resolver, node, item, cls, section, subentry)
 
 
 def _flow_call(

@@ -212,7 +212,7 @@ def test_labels_from_a_file_win_over_metadata(models_dir: Path, tmp_path: Path) 
 
 
 def test_forms_and_the_cli_echo_only_short_samples(models_dir: Path) -> None:
-    from custom_components.coral_vision.config_flow import report_placeholders
+    from custom_components.coral_vision.flow_local import report_placeholders
 
     report = dataclasses.replace(
         inspect_model(models_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"),

@@ -19,7 +19,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.coral_vision.config_flow import CoralVisionOptionsFlow
 from custom_components.coral_vision.const import DOMAIN, SUBENTRY_CAMERA
 from custom_components.coral_vision.engine.inference.devices import EdgeTpu
 from custom_components.coral_vision.engine.models import links as engine_links
@@ -30,6 +29,7 @@ from custom_components.coral_vision.engine.models.catalog import (
 )
 from custom_components.coral_vision.engine.models.download import MIRROR_ENV as ENV_MIRROR
 from custom_components.coral_vision.engine.models.download import Deadline
+from custom_components.coral_vision.flow_options import CoralVisionOptionsFlow
 from tests.links_server import UNSUPPORTED, LinkServer, serve_links
 
 from .conftest import camera_subentry, cpu_entry, runtime_unavailable

@@ -21,7 +21,7 @@ from homeassistant.data_entry_flow import (
 )
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.coral_vision import config_flow
+from custom_components.coral_vision import flow_progress
 from custom_components.coral_vision.const import DOMAIN
 from custom_components.coral_vision.engine.models.download import MIRROR_ENV as ENV_MIRROR
 
@@ -108,7 +108,7 @@ async def test_an_immediate_download_failure_is_the_answer_to_submit(
             result["flow_id"], {"device": "cpu"}
         )
 
-    with patch.object(config_flow, "QUICK_ANSWER", HANG):
+    with patch.object(flow_progress, "QUICK_ANSWER", HANG):
         result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
 
     assert result["type"] is FlowResultType.FORM
@@ -141,8 +141,8 @@ async def test_a_download_ending_right_after_the_progress_step_is_still_heard(
     hass.bus.async_listen(EVENT_DATA_ENTRY_FLOW_PROGRESSED, heard)
     result = await start_on(hass, "cpu")
     with (
-        patch.object(config_flow, "QUICK_ANSWER", 0.01),
-        patch.object(config_flow, "SHOWN_AT_LEAST", 0.5),
+        patch.object(flow_progress, "QUICK_ANSWER", 0.01),
+        patch.object(flow_progress, "SHOWN_AT_LEAST", 0.5),
     ):
         asked = hass.loop.time()
         result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
@@ -172,8 +172,8 @@ async def test_closing_the_dialog_leaves_no_unretrieved_failure(
     move_upstream(monkeypatch, gate.base)
     result = await start_on(hass, "cpu")
     with (
-        patch.object(config_flow, "QUICK_ANSWER", 0.01),
-        patch.object(config_flow, "SHOWN_AT_LEAST", 0),
+        patch.object(flow_progress, "QUICK_ANSWER", 0.01),
+        patch.object(flow_progress, "SHOWN_AT_LEAST", 0),
     ):
         result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
         assert result["type"] is FlowResultType.SHOW_PROGRESS
@@ -199,7 +199,7 @@ async def test_closing_the_dialog_during_a_quick_wait_aborts_the_flow(
 ) -> None:
     move_upstream(monkeypatch, gate.base)
     result = await start_on(hass, "cpu")
-    with patch.object(config_flow, "QUICK_ANSWER", HANG):
+    with patch.object(flow_progress, "QUICK_ANSWER", HANG):
         submit = hass.async_create_task(
             hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
         )
@@ -216,7 +216,7 @@ async def test_closing_the_dialog_during_a_quick_wait_aborts_the_flow(
 
 async def test_a_quick_download_skips_the_progress_step(hass: HomeAssistant) -> None:
     result = await start_on(hass, "cpu")
-    with patch.object(config_flow, "QUICK_ANSWER", HANG):
+    with patch.object(flow_progress, "QUICK_ANSWER", HANG):
         result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
     assert result["type"] is FlowResultType.CREATE_ENTRY, "from the mirror, in one answer"
     assert result["options"] == {}
@@ -237,7 +237,7 @@ async def test_a_new_accelerator_uses_the_mirror_of_one_set_up(
     ).add_to_hass(hass)
     with patch("custom_components.coral_vision.config_flow.list_edge_tpus", return_value=[USB_TPU]):
         result = await start_on(hass, "usb:0")
-        with patch.object(config_flow, "QUICK_ANSWER", HANG):
+        with patch.object(flow_progress, "QUICK_ANSWER", HANG):
             result = await hass.config_entries.flow.async_configure(
                 result["flow_id"], {"model": "mobilenet_v1_025_128_imagenet"}
             )
@@ -252,7 +252,7 @@ async def test_a_new_accelerator_uses_the_mirror_of_one_set_up(
 async def test_the_progress_step_shows_a_slower_download(hass: HomeAssistant) -> None:
     entry = cpu_entry()
     result = await start_on(hass, "cpu")
-    with patch.object(config_flow, "QUICK_ANSWER", 0):
+    with patch.object(flow_progress, "QUICK_ANSWER", 0):
         result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
     assert result["type"] is FlowResultType.SHOW_PROGRESS
     assert result["progress_action"] == "download_model"

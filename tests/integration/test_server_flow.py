@@ -33,7 +33,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.coral_vision.config_flow import CoralVisionConfigFlow
 from custom_components.coral_vision.const import DOMAIN
 from custom_components.coral_vision.engine.client import ServerClient, ServerStatus
-from custom_components.coral_vision.server_flow import upload_name
+from custom_components.coral_vision.flow_server import upload_name
 from tests.server_process import ServerProcess, ServerStarter
 
 from .conftest import camera_subentry, cpu_entry, runtime_unavailable
@@ -221,7 +221,7 @@ async def test_a_catalog_model_is_deployed_by_a_server_without_key(
     result = await connect(hass, result["flow_id"], server.port, key=servers.management_key())
     assert result["step_id"] == "server_model"
     # As a download on a slow link: the deploy is shown with its progress.
-    monkeypatch.setattr("custom_components.coral_vision.config_flow.QUICK_ANSWER", 0)
+    monkeypatch.setattr("custom_components.coral_vision.flow_progress.QUICK_ANSWER", 0)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"model": CLASSIFIER}
     )
@@ -280,7 +280,7 @@ async def test_your_own_model_is_checked_here_and_sent_to_the_server(
     assert result["step_id"] == "inspect"
     assert result["description_placeholders"]["task"].startswith("image classification")
 
-    monkeypatch.setattr("custom_components.coral_vision.config_flow.QUICK_ANSWER", 0)
+    monkeypatch.setattr("custom_components.coral_vision.flow_progress.QUICK_ANSWER", 0)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["progress_action"] == "upload_model"
     assert result["description_placeholders"] == {"model": model.name}
