@@ -1,7 +1,8 @@
 """A soak run: a real Home Assistant with 8 cameras at 1 frame/s on Coral Vision (CPU), for minutes.
 
 Run in the newest environment: `source scripts/lib.sh; in_newest python benchmarks/soak.py
-[--minutes 10] [--backend both|inprocess|server] [--cameras 8] [--warmup 60]`.
+[--minutes 10] [--backend both|inprocess|server] [--cameras 8] [--warmup 60] [--tracemalloc]
+[--no-heap-trim] [--env MALLOC_ARENA_MAX=2]`.
 
 Each backend runs in a Home Assistant of its own (pytest-homeassistant-custom-component's test
 instance, in a child process so that its resident memory is its own) with the real recorder
@@ -22,7 +23,8 @@ scene once) the figures cover --minutes:
 - errors: log records at WARNING or above from custom_components.coral_vision, and frames that
   failed, were refused or timed out;
 - recorder rows (states and events tables) written per camera-hour, and who wrote them;
-- resident memory (VmRSS) of Home Assistant and of the server at the start and the end.
+- resident memory (VmRSS) of Home Assistant and of the server at the start and the end (with
+  --tracemalloc, also the lines of Python code whose allocations grew most in Home Assistant).
 Loopback only; reads the model and photos in place from ../shared (or $CORAL_VISION_SHARED).
 """
 
@@ -44,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -179,6 +182,8 @@ class RunConfig:
     server_port: int = 0
     server_id: str = ""
     server_pid: int = 0
+    tracemalloc: bool = False
+    heap_trim: bool = True
 
 
 @dataclass
@@ -225,6 +230,8 @@ async def soak(config: RunConfig) -> dict[str, Any]:
 
     from custom_components.coral_vision.const import EVENT_CLEARED, EVENT_DETECTED
 
+    if config.tracemalloc:
+        tracemalloc.start()
     counter = LogCounter()
     logging.getLogger().addHandler(counter)
     database = Path(config.config_dir) / "home-assistant_v2.db"
@@ -249,13 +256,66 @@ async def soak(config: RunConfig) -> dict[str, Any]:
         hass.bus.async_listen(EVENT_CLEARED, _cleared)
         await asyncio.sleep(config.warmup)
         start = await mark(hass, entry, database, config.server_pid)
+        before, native_before = python_heap(config), native_heap()
         samples = await run_window(config)
         end = await mark(hass, entry, database, config.server_pid)
+        growth_sites = python_heap_growth(before, python_heap(config))
+        native = [native_before, native_heap()]
         served = await fetch_log(config.photos_port)
         ours = coral_vision_entities(hass)
         await hass.async_stop(force=True)
     logging.getLogger().removeHandler(counter)
-    return figures(config, cameras, start, end, samples, served, bus, counter, ours)
+    result = figures(config, cameras, start, end, samples, served, bus, counter, ours)
+    result["python_heap_growth"] = growth_sites
+    result["native_heap_mb"] = native
+    return result
+
+
+def native_heap() -> dict[str, float] | None:
+    """Return glibc's heap in MB: in use, free in its arenas, mapped apart (None elsewhere)."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [  # noqa: RUF012 (ctypes reads it from the class)
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost",
+            )
+        ]  # fmt: skip
+
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    return {
+        "in_use": info.uordblks / 2**20,
+        "free": info.fordblks / 2**20,
+        "mapped": info.hblkhd / 2**20,
+        "arenas": info.arena / 2**20,
+    }
+
+
+def python_heap(config: RunConfig) -> tracemalloc.Snapshot | None:
+    """Python's heap now, without the snapshots' own allocations (None without --tracemalloc)."""
+    if not config.tracemalloc:
+        return None
+    return tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)]
+    )
+
+
+def python_heap_growth(
+    before: tracemalloc.Snapshot | None, after: tracemalloc.Snapshot | None
+) -> list[str]:
+    """The traced total and the 15 lines whose allocations grew most over the window."""
+    if before is None or after is None:
+        return []
+    totals = [sum(t.size for t in s.traces) / 2**20 for s in (before, after)]
+    top = after.compare_to(before, "lineno")[:15]
+    return [f"traced: {totals[0]:.1f} → {totals[1]:.1f} MB"] + [str(stat) for stat in top]
 
 
 async def set_up_core(hass: Any, database: Path) -> None:
@@ -545,6 +605,10 @@ def child_main(raw: str) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = RunConfig(**json.loads(raw))
+    if not config.heap_trim:
+        from custom_components.coral_vision.engine.inference import heap
+
+        heap.load_malloc_trim = lambda: None  # before the first executor asks for it
     result = asyncio.run(soak(config))
     Path(config.result).write_text(json.dumps(result))
     return 0
@@ -618,7 +682,8 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> dict[st
             backend=backend, cameras=args.cameras, minutes=args.minutes, warmup=args.warmup,
             camera_kind=args.camera, photos_port=photos_port, config_dir=str(config_dir),
             result=str(folder / f"{backend}.json"), server_port=server_port,
-            server_id=server_id, server_pid=server_pid,
+            server_id=server_id, server_pid=server_pid, tracemalloc=args.tracemalloc,
+            heap_trim=not args.no_heap_trim,
         )  # fmt: skip
         log = folder / f"{backend}.log"
         print(f"{backend}: {args.warmup:g} s warm-up, then {args.minutes:g} min", file=sys.stderr)
@@ -627,6 +692,7 @@ def run_backend(backend: str, args: argparse.Namespace, folder: Path) -> dict[st
                 [sys.executable, __file__, "--home-assistant", json.dumps(asdict(config))],
                 stdout=out, stderr=subprocess.STDOUT, check=False,
                 timeout=args.warmup + args.minutes * 60 + 600,
+                env=os.environ | dict(pair.split("=", 1) for pair in args.env),
             )  # fmt: skip
         if done.returncode or not Path(config.result).is_file():
             tail = "\n".join(log.read_text().splitlines()[-40:])
@@ -740,6 +806,17 @@ def details(results: dict[str, dict[str, Any]]) -> str:
                 for sample in r["rss_mb"]["per_minute"]
             )
         )
+        if None not in r["native_heap_mb"]:
+            lines.append(
+                f"{backend}: glibc heap (MB) start → end: "
+                + ", ".join(
+                    f"{k} {r['native_heap_mb'][0][k]:.1f} → {r['native_heap_mb'][1][k]:.1f}"
+                    for k in r["native_heap_mb"][0]
+                )
+            )
+        if r["python_heap_growth"]:
+            lines.append(f"{backend}: Python heap growth over the window (tracemalloc):")
+            lines += [f"  {line}" for line in r["python_heap_growth"]]
         if r["warnings"]["whole_run"]:
             lines.append(f"{backend}: WARNING+ log records over the whole run (setup included):")
             lines += [f"  {n:5d}  {text}" for text, n in r["warnings"]["whole_run"].items()]
@@ -760,6 +837,18 @@ def main() -> int:
     parser.add_argument(
         "--camera", choices=("generic", "mjpeg"), default=camera_kind(),
         help="HA camera integration (default generic, or mjpeg without PyAV)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tracemalloc", action="store_true",
+        help="trace Python's heap and print the 15 lines whose allocations grew most",
+    )  # fmt: skip
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE",
+        help="set a variable for the Home Assistant child (e.g. MALLOC_ARENA_MAX=2)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-heap-trim", action="store_true",
+        help="never hand freed native memory back (malloc_trim): to measure what trimming saves",
     )  # fmt: skip
     parser.add_argument("--serve-photos", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--home-assistant", help=argparse.SUPPRESS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -54,6 +55,9 @@ from .engine.results import BBox, Detection, FrameResult, Task
 from .motion import MotionWatch
 
 SNAPSHOTS_KEPT = 200
+# While the same objects stay in view, the last-detection image moves on this often: each move is
+# a state (a database row), and a frame a second would write 3,600 of them an hour per camera.
+IMAGE_REFRESH = timedelta(seconds=60)
 CAMERA_TIMEOUT = 10
 # How often a camera that stopped answering is tried again when it has no scan timer.
 CAMERA_RETRY = 30
@@ -388,13 +392,14 @@ class CameraProcessor:
             new=update.new,
         )
         if update.confirmed:
-            state = replace(
-                state,
-                detection_frame=image,
-                detection_matches=update.confirmed,
-                annotated_time=now,
-                last_detection=now,
-            )
+            state = replace(state, last_detection=now)
+            if self._picture_is_news(update.confirmed, now) or update.new:
+                state = replace(
+                    state,
+                    detection_frame=image,
+                    detection_matches=update.confirmed,
+                    annotated_time=now,
+                )
         self.state = state
         if update.new and self.settings.save_snapshots:
             jpeg = await self.async_annotated()
@@ -407,6 +412,13 @@ class CameraProcessor:
             self._fire_cleared(label)
         self._schedule_expiry()
         self._async_notify()
+
+    def _picture_is_news(self, confirmed: Sequence[Detection], now: datetime) -> bool:
+        """Whether the last-detection image should move to this frame: other objects, or stale."""
+        shown = self.state
+        if Counter(d.label for d in confirmed) != Counter(d.label for d in shown.detection_matches):
+            return True
+        return shown.annotated_time is None or now - shown.annotated_time >= IMAGE_REFRESH
 
     async def async_annotated(self) -> bytes | None:
         """The last frame with matches as a JPEG with its boxes drawn, drawn once per frame."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Generator, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock, PropertyMock, patch
@@ -23,6 +23,8 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.coral_vision.const import DOMAIN, SUBENTRY_CAMERA
 from custom_components.coral_vision.engine.errors import RuntimeMissingError
 from custom_components.coral_vision.engine.models.download import MIRROR_ENV as ENV_MIRROR
+
+from .helpers import loaded, set_up
 
 CAMERA = "camera.front_door"
 
@@ -165,10 +167,33 @@ async def loaded_entry(
     hass: HomeAssistant, photo_camera: PhotoCamera
 ) -> AsyncGenerator[MockConfigEntry]:
     """A loaded CPU accelerator with the front door camera."""
-    entry = cpu_entry(camera_subentry())
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
+    async with loaded(hass, cpu_entry(camera_subentry())) as entry:
+        yield entry
+
+
+@pytest.fixture
+async def accelerator(
+    hass: HomeAssistant, photo_camera: PhotoCamera
+) -> AsyncGenerator[MockConfigEntry]:
+    """A loaded CPU accelerator running SSD MobileNet v1, without cameras."""
+    async with loaded(hass, cpu_entry()) as entry:
+        yield entry
+
+
+type Load = Callable[..., Awaitable[MockConfigEntry]]
+
+
+@pytest.fixture
+async def load(hass: HomeAssistant, photo_camera: PhotoCamera) -> AsyncGenerator[Load]:
+    """Load a CPU accelerator whose front door camera has the given options; unload after."""
+    entries: list[MockConfigEntry] = []
+
+    async def _load(**overrides: Any) -> MockConfigEntry:
+        entry = await set_up(hass, cpu_entry(camera_subentry(**overrides)))
+        entries.append(entry)
+        return entry
+
+    yield _load
+    for entry in entries:
+        await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()

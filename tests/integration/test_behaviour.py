@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_component import DATA_INSTANCES
 from homeassistant.setup import async_setup_component
-from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
     setup_test_component_platform,
 )
 
 from .conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
-from .helpers import IP, scan
+from .helpers import IP, later, scan, set_up, unload
 
 CAMERA_ENTITIES = (
     IP,
@@ -29,11 +26,6 @@ CAMERA_ENTITIES = (
     "image.front_door_last_detection",
 )  # and the event entity, off by default (no state)
 LOGGER = "custom_components.coral_vision"
-
-
-async def retry_later(hass: HomeAssistant, seconds: float = 31) -> None:
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
-    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 def states(hass: HomeAssistant) -> set[str]:
@@ -60,7 +52,7 @@ async def test_no_picture_makes_entities_unavailable_until_it_returns(
     assert states(hass) == {STATE_UNAVAILABLE}
     for _ in range(3):
         await scan(hass)  # unavailable entities: the action reaches nothing
-        await retry_later(hass)  # but the camera is tried again on a timer
+        await later(hass, 31)  # but the camera is tried again on a timer
     # Once, at info (the quality scale's log-when-unavailable), and no warning.
     infos = records(caplog, logging.INFO)
     assert len(infos) == 1
@@ -72,7 +64,7 @@ async def test_no_picture_makes_entities_unavailable_until_it_returns(
     assert hass.states.get("sensor.coral_vision_cpu_backend").state == "cpu"
 
     photo_camera.photo = images_dir / "grace_hopper.bmp"
-    await retry_later(hass, 120)
+    await later(hass, 120)
     assert STATE_UNAVAILABLE not in states(hass)
     assert hass.states.get(IP).attributes["summary"]["person"] == 1
     infos = records(caplog, logging.INFO)
@@ -80,7 +72,7 @@ async def test_no_picture_makes_entities_unavailable_until_it_returns(
     assert records(caplog, logging.WARNING) == []
 
     frames = photo_camera.frames
-    await retry_later(hass, 300)
+    await later(hass, 300)
     assert photo_camera.frames == frames, "no retries while the camera answers"
 
 
@@ -99,8 +91,8 @@ async def test_removed_camera_entity(
 
     await scan(hass)
     assert states(hass) == {STATE_UNAVAILABLE}
-    await retry_later(hass)
-    await retry_later(hass, 70)
+    await later(hass, 31)
+    await later(hass, 70)
     infos = records(caplog, logging.INFO)
     assert len(infos) == 1
     assert "not found" in infos[0].lower()
@@ -114,12 +106,10 @@ async def test_timer_camera_recovers_on_its_own_timer(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     entry = cpu_entry(camera_subentry(scan_interval=10))
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     photo_camera.photo = None
     for step in range(1, 4):
-        await retry_later(hass, 11 * step)
+        await later(hass, 11 * step)
     assert states(hass) == {STATE_UNAVAILABLE}
     assert photo_camera.frames == 3, "only the scan timer fetches"
     unavailable = [m for m in records(caplog, logging.INFO) if m.startswith("Camera")]
@@ -127,13 +117,12 @@ async def test_timer_camera_recovers_on_its_own_timer(
     assert records(caplog, logging.WARNING) == []
 
     photo_camera.photo = images_dir / "sunflower.bmp"
-    await retry_later(hass, 44)
+    await later(hass, 44)
     assert states(hass) == {"0", "off", "unknown"}
     assert [m for m in records(caplog, logging.INFO) if m.startswith("Camera")][1:] == [
         f"Camera {CAMERA} is available again"
     ]
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def test_camera_error_ends_with_unload(
@@ -141,10 +130,9 @@ async def test_camera_error_ends_with_unload(
 ) -> None:
     photo_camera.photo = None
     await scan(hass)
-    await hass.config_entries.async_unload(loaded_entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, loaded_entry)
     frames = photo_camera.frames
-    await retry_later(hass, 120)
+    await later(hass, 120)
     assert photo_camera.frames == frames, "the retry timer is cancelled on unload"
 
 
@@ -223,17 +211,15 @@ async def test_a_camera_raising_any_error_is_unavailable_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     entry = cpu_entry(camera_subentry(scan_interval=10))
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    await retry_later(hass, 11)
+    await set_up(hass, entry)
+    await later(hass, 11)
     assert states(hass) == {"0", "off", "unknown"}
     caplog.clear()
 
     faulty_camera.error = RuntimeError("sensor overheated")
     frames = faulty_camera.frames
     for step in range(2, 6):
-        await retry_later(hass, 11 * step)
+        await later(hass, 11 * step)
     assert faulty_camera.frames == frames + 4, "every scan tried the camera"
     assert states(hass) == {STATE_UNAVAILABLE}
     assert records(caplog, logging.INFO) == [
@@ -245,13 +231,12 @@ async def test_a_camera_raising_any_error_is_unavailable_and_logged_once(
     faulty_camera.error = None
     faulty_camera.photo = images_dir / "grace_hopper.bmp"
     for step in range(6, 8):
-        await retry_later(hass, 11 * step)
+        await later(hass, 11 * step)
     assert STATE_UNAVAILABLE not in states(hass)
     assert hass.states.get(IP).attributes["summary"]["person"] == 1
     assert records(caplog, logging.INFO)[1:] == [f"Camera {CAMERA} is available again"]
     assert records(caplog, logging.WARNING) == []
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def test_a_camera_raising_on_demand_is_unavailable_too(
@@ -260,18 +245,15 @@ async def test_a_camera_raising_on_demand_is_unavailable_too(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     entry = cpu_entry(camera_subentry())
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     faulty_camera.error = OSError("connection reset")
     await scan(hass)
-    await retry_later(hass)
-    await retry_later(hass, 70)
+    await later(hass, 31)
+    await later(hass, 70)
     assert faulty_camera.frames == 3, "the scan, then two retries"
     assert states(hass) == {STATE_UNAVAILABLE}
     assert records(caplog, logging.INFO) == [
         f"Camera {CAMERA} is unavailable: OSError: connection reset"
     ]
     assert records(caplog, logging.WARNING) == []
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)

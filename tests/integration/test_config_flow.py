@@ -33,6 +33,7 @@ from custom_components.coral_vision.flow_options import CoralVisionOptionsFlow
 from tests.links_server import UNSUPPORTED, LinkServer, serve_links
 
 from .conftest import camera_subentry, cpu_entry, runtime_unavailable
+from .helpers import set_up
 
 # Every hostile link must end well within this: a hang detector, not a timing.
 HANG = 20.0
@@ -670,9 +671,7 @@ async def test_reconfigure_to_a_model_lacking_watched_labels_names_the_cameras(
     hass: HomeAssistant,
 ) -> None:
     entry = cpu_entry(camera_subentry(), BACK_DOOR)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     executor = entry.runtime_data.accelerator.dispatcher
 
     result = await entry.start_reconfigure_flow(hass)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -14,25 +12,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.coral_vision.const import EVENT_DETECTED, SUBENTRY_CAMERA
 
-from .conftest import CAMERA, PhotoCamera, cpu_entry
+from .conftest import CAMERA, PhotoCamera
 
 # The two children in the foreground of kite_and_cold.jpg (1352 x 900), drawn by hand; SSD
 # MobileNet v1 scores them 0.55 and 0.52.
 CHILDREN = ((113, 612, 165, 762), (217, 698, 270, 852))
-
-
-@pytest.fixture
-async def accelerator(
-    hass: HomeAssistant, photo_camera: PhotoCamera
-) -> AsyncGenerator[MockConfigEntry]:
-    """A loaded CPU accelerator running SSD MobileNet v1, without cameras."""
-    entry = cpu_entry()
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
 
 
 def defaults(result: Any) -> dict[str, Any]:

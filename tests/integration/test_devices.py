@@ -10,6 +10,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.coral_vision.const import DOMAIN
 
 from .conftest import PhotoCamera, camera_subentry, cpu_entry
+from .helpers import unload
 
 
 def entry_devices(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, dr.DeviceEntry]:
@@ -46,8 +47,7 @@ async def test_the_model_is_shown_as_the_model_not_as_firmware(
     assert camera.model == model
     assert camera.sw_version is None
     assert camera.via_device_id == accelerator.id
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def test_deleting_a_camera_removes_its_device(

@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.coral_vision.const import DOMAIN
 
 from .conftest import PhotoCamera, camera_subentry
+from .helpers import set_up, unload
 from .test_detection import scan
 
 DETECT = "detection/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29"
@@ -126,16 +127,13 @@ async def test_private_paths_are_redacted(
         unique_id="cpu",
         subentries_data=[camera_subentry(save_snapshots=True)],
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     try:
         photo_camera.photo = images_dir / "grace_hopper.bmp"
         await scan(hass)
         diagnostics: Any = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     finally:
-        await hass.config_entries.async_unload(entry.entry_id)
-        await hass.async_block_till_done()
+        await unload(hass, entry)
 
     assert diagnostics["entry"]["data"]["model_path"] == REDACTED
     assert diagnostics["entry"]["data"]["labels_path"] == REDACTED
@@ -152,8 +150,7 @@ async def test_private_paths_are_redacted(
 async def test_diagnostics_of_an_unloaded_entry(
     hass: HomeAssistant, hass_client: ClientSessionGenerator, loaded_entry: MockConfigEntry
 ) -> None:
-    await hass.config_entries.async_unload(loaded_entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, loaded_entry)
     diagnostics: Any = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
     assert diagnostics["entry"]["state"] == "not_loaded"
     assert diagnostics["accelerator"] is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
     async_capture_events,
     async_fire_time_changed,
 )
@@ -21,7 +19,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.coral_vision import processor
 from custom_components.coral_vision.const import EVENT_CLEARED, EVENT_DETECTED
 
-from .conftest import PhotoCamera, camera_subentry, cpu_entry
+from .conftest import Load, PhotoCamera
 from .helpers import IP, scan
 
 PERSON = "binary_sensor.front_door_person_detected"
@@ -30,33 +28,12 @@ PERSON = "binary_sensor.front_door_person_detected"
 TOP_HALF = "0,0; 1,0; 1,0.5; 0,0.5"
 BOTTOM_HALF = "0,0.5; 1,0.5; 1,1; 0,1"
 
-type Load = Callable[..., Awaitable[MockConfigEntry]]
-
 
 @pytest.fixture
 def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
     """A configuration folder of this test's own, for files the integration writes."""
     hass.config.config_dir = str(tmp_path)
     return tmp_path
-
-
-@pytest.fixture
-async def load(hass: HomeAssistant, photo_camera: PhotoCamera) -> AsyncGenerator[Load]:
-    """Load a CPU accelerator whose front door camera has the given options; unload after."""
-    entries: list[MockConfigEntry] = []
-
-    async def _load(**overrides: Any) -> MockConfigEntry:
-        entry = cpu_entry(camera_subentry(**overrides))
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
-        entries.append(entry)
-        return entry
-
-    yield _load
-    for entry in entries:
-        await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
 
 
 def people(events: list[Any]) -> list[Any]:

@@ -23,7 +23,7 @@ from custom_components.coral_vision.const import DOMAIN, EVENT_CLEARED, EVENT_DE
 from custom_components.coral_vision.logbook import async_describe_events
 
 from .conftest import PhotoCamera, camera_subentry, cpu_entry
-from .helpers import IP, scan
+from .helpers import IP, loaded, scan
 
 PERSON = "binary_sensor.front_door_person_detected"
 
@@ -47,12 +47,8 @@ async def person_entry(
 ) -> AsyncGenerator[MockConfigEntry]:
     """The front door camera watching people only."""
     entry = cpu_entry(camera_subentry(labels=["person"], scores={"person": 0.5}))
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    async with loaded(hass, entry):
+        yield entry
 
 
 async def logbook_lines(

@@ -15,6 +15,7 @@ from custom_components.coral_vision.const import DOMAIN
 from custom_components.coral_vision.engine.models.download import MIRROR_ENV as ENV_MIRROR
 
 from .conftest import cpu_entry
+from .helpers import set_up
 
 
 async def test_mirror_option_is_used_before_the_environment(
@@ -77,9 +78,7 @@ async def test_list_and_remove_unused_models(
     hass: HomeAssistant, config_in_tmp: Path, models_dir: Path
 ) -> None:
     entry = cpu_entry()
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     folder = config_in_tmp / "coral_vision" / "models"
     # A model left behind by an earlier choice.
     shutil.copy(models_dir / "mobilenet_v1_0.25_128_quant.tflite", folder)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.setup import async_setup_component
@@ -25,49 +23,22 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.coral_vision.const import EVENT_DETECTED, SUBENTRY_CAMERA
+from custom_components.coral_vision.const import EVENT_DETECTED
 from custom_components.coral_vision.processor import CameraProcessor, CameraSettings
 
-from .conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
-from .helpers import IP
+from .conftest import CAMERA, Load, PhotoCamera, camera_subentry, cpu_entry
+from .helpers import FILTERS, IP, edit_camera, later, set_up, start_camera, submit, unload
 
 MOTION = "binary_sensor.front_door_motion"
 PIR = "binary_sensor.hall_pir"
 DOORBELL = "event.front_door_motion"
 STAMP = "2026-01-01T00:00:00.000+00:00"
 
-type Load = Callable[..., Awaitable[MockConfigEntry]]
-
-
-@pytest.fixture
-async def load(hass: HomeAssistant, photo_camera: PhotoCamera) -> AsyncGenerator[Load]:
-    """Load a CPU accelerator whose front door camera has the given options; unload after."""
-    entries: list[MockConfigEntry] = []
-
-    async def _load(**overrides: Any) -> MockConfigEntry:
-        entry = cpu_entry(camera_subentry(**overrides))
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
-        entries.append(entry)
-        return entry
-
-    yield _load
-    for entry in entries:
-        await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
 
 def processor_of(entry: MockConfigEntry) -> CameraProcessor:
     """The entry's only camera processor."""
     (processor,) = entry.runtime_data.processors.values()
     return processor
-
-
-async def tick(hass: HomeAssistant, seconds: float) -> None:
-    """Let `seconds` pass for Home Assistant's timers and wait for what they set off."""
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
-    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def settle(hass: HomeAssistant) -> None:
@@ -106,7 +77,7 @@ async def test_motion_starts_a_burst_whose_first_frame_is_immediate(
     assert bursting(hass)
     assert hass.states.get("binary_sensor.front_door_person_detected").state == "on"
 
-    await tick(hass, 0.6)
+    await later(hass, 0.6)
     assert photo_camera.frames == 2, "then every burst interval"
     assert len(detected) == 1, "confirmation and events work as before: one person, one event"
 
@@ -117,21 +88,21 @@ async def test_back_to_the_normal_interval_after_the_hold(
     hass.states.async_set(MOTION, "off")
     await load(scan_interval=5, motion_sources=[MOTION], burst_interval=0.5, hold_time=10)
     await motion(hass, MOTION, "on")
-    await tick(hass, 0.6)
+    await later(hass, 0.6)
     assert photo_camera.frames == 2
 
     await motion(hass, MOTION, "off")
-    await tick(hass, 0.6)
+    await later(hass, 0.6)
     assert photo_camera.frames == 3, "bursts go on during the hold"
     assert bursting(hass)
 
-    await tick(hass, 11)  # the hold ends (one more burst tick is due on the way)
+    await later(hass, 11)  # the hold ends (one more burst tick is due on the way)
     assert not bursting(hass)
     frames = photo_camera.frames
     for _ in range(3):
-        await tick(hass, 0.6)
+        await later(hass, 0.6)
     assert photo_camera.frames == frames, "no more bursts"
-    await tick(hass, 6)
+    await later(hass, 6)
     assert photo_camera.frames == frames + 1, "the normal interval again"
 
 
@@ -141,7 +112,7 @@ async def test_interval_zero_scans_only_on_motion(
     hass.states.async_set(MOTION, "off")
     hass.states.async_set(PIR, "off")
     await load(scan_interval=0, motion_sources=[MOTION, PIR], hold_time=2)
-    await tick(hass, 600)
+    await later(hass, 600)
     assert photo_camera.frames == 0
 
     hass.states.async_set(PIR, "on")
@@ -149,13 +120,13 @@ async def test_interval_zero_scans_only_on_motion(
     await settle(hass)
     assert photo_camera.frames == 1, "a second source turning on starts no second burst"
     await motion(hass, PIR, "off")
-    await tick(hass, 3)
+    await later(hass, 3)
     assert bursting(hass), "MOTION is still on"
     await motion(hass, MOTION, "off")
-    await tick(hass, 3)
+    await later(hass, 3)
     assert not bursting(hass)
     frames = photo_camera.frames
-    await tick(hass, 600)
+    await later(hass, 600)
     assert photo_camera.frames == frames
 
 
@@ -178,13 +149,13 @@ async def test_unavailable_and_unknown_are_no_motion(
     hass.states.async_set(DOORBELL, "unavailable")
     hass.states.async_set(DOORBELL, STAMP)  # an event entity coming back fired nothing
     await motion(hass, DOORBELL, "unknown")
-    await tick(hass, 60)
+    await later(hass, 60)
     assert photo_camera.frames == 0
     assert not bursting(hass)
 
     await motion(hass, MOTION, "on")
     await motion(hass, MOTION, "unavailable")  # lost mid-motion: the motion ended
-    await tick(hass, 11)
+    await later(hass, 11)
     assert not bursting(hass)
 
 
@@ -197,17 +168,17 @@ async def test_an_event_entity_bursts_for_the_hold_after_it_fires(
     assert photo_camera.frames == 1
     assert bursting(hass)
 
-    await tick(hass, 2)
-    later = (dt_util.utcnow() + timedelta(seconds=2)).isoformat()
-    await motion(hass, DOORBELL, later, event_type="motion")  # fires again: a new hold
-    await tick(hass, 2)
+    await later(hass, 2)
+    again = (dt_util.utcnow() + timedelta(seconds=2)).isoformat()
+    await motion(hass, DOORBELL, again, event_type="motion")  # fires again: a new hold
+    await later(hass, 2)
     assert bursting(hass), "the second event holds from when it fired"
     assert photo_camera.frames == 3
-    await tick(hass, 4)
+    await later(hass, 4)
     assert not bursting(hass)
     frames = photo_camera.frames
-    await motion(hass, DOORBELL, later, event_type="motion", other=1)
-    await tick(hass, 60)
+    await motion(hass, DOORBELL, again, event_type="motion", other=1)
+    await later(hass, 60)
     assert not bursting(hass), "an attribute change is no event"
     assert photo_camera.frames == frames
     assert processor_of(entry).bursts.started == 1
@@ -244,9 +215,7 @@ async def test_a_slow_camera_never_has_two_fetches_in_flight(
     assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
     hass.states.async_set(MOTION, "off")
     entry = cpu_entry(camera_subentry(labels=["person"], scan_interval=1, motion_sources=[MOTION]))
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
 
     hass.states.async_set(MOTION, "on")
     await asyncio.sleep(0)
@@ -265,8 +234,7 @@ async def test_a_slow_camera_never_has_two_fetches_in_flight(
     assert camera.most_in_flight == 1
     assert camera.frames == 2, "the motion frame and the on-demand one; no queued ticks"
     assert hass.states.get(IP).state == "1"
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 class NamedCamera(PhotoCamera):
@@ -294,9 +262,7 @@ async def test_three_cameras_bursting_together_all_get_frames(
         subentry["unique_id"] = f"camera.{camera.name}"
         subentries.append(subentry)
     entry = cpu_entry(*subentries)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     detected = async_capture_events(hass, EVENT_DETECTED)
 
     hass.states.async_set(MOTION, "on")  # one sensor for all three: they burst at once
@@ -304,14 +270,13 @@ async def test_three_cameras_bursting_together_all_get_frames(
     assert [c.frames for c in cameras] == [1, 1, 1]
     await settle(hass)
     for _ in range(4):
-        await tick(hass, 0.6)
+        await later(hass, 0.6)
     processors = entry.runtime_data.processors.values()
     assert [p.bursts.frames for p in processors] == [5, 5, 5], "every frame of every camera ran"
     assert {e.data["camera_entity"] for e in detected} == {f"camera.{c.name}" for c in cameras}
     diagnostics: Any = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     assert diagnostics["accelerator"]["executor"]["frames_done"] >= 15
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def test_diagnostics_count_bursts_and_their_frames(
@@ -325,9 +290,9 @@ async def test_diagnostics_count_bursts_and_their_frames(
     for frames_after in (1, 3):  # a burst of 2 frames, then one of 4
         await motion(hass, MOTION, "on")
         for _ in range(frames_after):
-            await tick(hass, 0.6)
+            await later(hass, 0.6)
         await motion(hass, MOTION, "off")
-        await tick(hass, 0.1)
+        await later(hass, 0.1)
         assert not bursting(hass)
     await motion(hass, MOTION, "on")
 
@@ -353,27 +318,15 @@ async def test_a_camera_lost_during_a_burst_is_retried_after_it(
     await motion(hass, MOTION, "on")
     await motion(hass, MOTION, "off")
     assert hass.states.get(IP).state == "unavailable"
-    await tick(hass, 2)
+    await later(hass, 2)
     assert not processor_of(entry).state.bursting
     frames = photo_camera.frames
     photo_camera.photo = Path(__file__)  # any bytes: the camera answers again
-    await tick(hass, 31)
+    await later(hass, 31)
     assert photo_camera.frames == frames + 1, "retried although no timer runs"
 
 
 # The camera step, with its motion fields.
-
-
-async def start(hass: HomeAssistant, entry: MockConfigEntry, **context: Any) -> Any:
-    """Start adding (or, with a subentry_id, editing) a camera."""
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER, **context}
-    )
-
-
-async def submit(hass: HomeAssistant, result: Any, user_input: dict[str, Any]) -> Any:
-    """Submit a subentry form."""
-    return await hass.config_entries.subentries.async_configure(result["flow_id"], user_input)
 
 
 def suggested(result: Any) -> dict[str, Any]:
@@ -385,30 +338,7 @@ def suggested(result: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-async def accelerator(
-    hass: HomeAssistant, photo_camera: PhotoCamera
-) -> AsyncGenerator[MockConfigEntry]:
-    """A loaded CPU accelerator without cameras."""
-    entry = cpu_entry()
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
 CAMERA_STEP = {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 0}
-REST = {
-    "min_area": 0,
-    "max_area": 100,
-    "region": "",
-    "confirm_frames": 1,
-    "confirm_window": 1,
-    "off_delay": 0,
-    "save_snapshots": False,
-}
 
 
 async def test_flow_adds_a_camera_with_motion_sources(
@@ -416,7 +346,7 @@ async def test_flow_adds_a_camera_with_motion_sources(
 ) -> None:
     hass.states.async_set(MOTION, "off")
     hass.states.async_set(DOORBELL, "unknown")
-    result = await start(hass, accelerator)
+    result = await start_camera(hass, accelerator)
     assert suggested(result) == {"motion_sources": [], "burst_interval": 0.5, "hold_time": 10}
     selector = next(v for k, v in result["data_schema"].schema.items() if k == "motion_sources")
     assert selector.config["multiple"] is True
@@ -426,7 +356,7 @@ async def test_flow_adds_a_camera_with_motion_sources(
     result = await submit(hass, result, {**CAMERA_STEP, **fields})
     assert result["step_id"] == "scores"
     result = await submit(hass, result, {"person": 0.5})
-    result = await submit(hass, result, REST)
+    result = await submit(hass, result, FILTERS)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert {k: result["data"][k] for k in fields} == fields
     settings = CameraSettings.from_data(result["data"])
@@ -438,11 +368,11 @@ async def test_flow_adds_a_camera_with_motion_sources(
     assert photo_camera.frames == 1, "the new camera bursts on motion"
 
     (subentry_id,) = accelerator.subentries
-    result = await start(hass, accelerator, source=SOURCE_RECONFIGURE, subentry_id=subentry_id)
+    result = await edit_camera(hass, accelerator, subentry_id)
     assert suggested(result) == fields, "the stored values, to edit"
     result = await submit(hass, result, CAMERA_STEP)  # the sources emptied
     result = await submit(hass, result, {"person": 0.5})
-    result = await submit(hass, result, REST)
+    result = await submit(hass, result, FILTERS)
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
     data = accelerator.subentries[subentry_id].data
@@ -469,7 +399,7 @@ async def test_flow_refuses_bad_motion_fields(
     errors: dict[str, str],
 ) -> None:
     hass.states.async_set(MOTION, "off")
-    result = await start(hass, accelerator)
+    result = await start_camera(hass, accelerator)
     result = await submit(hass, result, {**CAMERA_STEP, "motion_sources": [MOTION], **fields})
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -21,10 +19,8 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
-from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
     setup_test_component_platform,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
@@ -39,6 +35,7 @@ from custom_components.coral_vision.engine.models.model import Model
 from tests.engine.fakes import FakeEdgeTpu
 
 from .conftest import PhotoCamera, camera_subentry
+from .helpers import later, loaded, set_up, unload, until
 
 MODEL = "mobilenet_v1_025_128_imagenet"  # both variants are in the shared mirror
 GOWN = "academic gown, academic robe, judge's robe"  # Grace Hopper, on MobileNet v1 0.25
@@ -134,13 +131,17 @@ def pool_entry() -> MockConfigEntry:
 async def entry(
     hass: HomeAssistant, bus: Bus, cameras: list[PhotoCamera]
 ) -> AsyncGenerator[MockConfigEntry]:
-    entry = pool_entry()
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    async with loaded(hass, pool_entry()) as entry:
+        yield entry
+
+
+async def submit_model(hass: HomeAssistant, result: Any) -> Any:
+    """Choose MODEL on the flow's model step; wait out its download if one is shown."""
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
+    if result["type"] is FlowResultType.SHOW_PROGRESS:
+        await hass.async_block_till_done()
+        result = await hass.config_entries.flow.async_configure(result["flow_id"])
+    return result
 
 
 async def scan_all(hass: HomeAssistant) -> None:
@@ -153,21 +154,6 @@ async def scan_all(hass: HomeAssistant) -> None:
             blocking=True,
         )
         await hass.async_block_till_done()
-
-
-async def settle(hass: HomeAssistant, done: Callable[[], bool]) -> None:
-    """Wait for executor threads' backend changes to reach the event loop."""
-    for _ in range(500):
-        await hass.async_block_till_done(wait_background_tasks=True)
-        if done():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the change never arrived")
-
-
-async def refresh(hass: HomeAssistant, seconds: float) -> None:
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
-    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 def issue(hass: HomeAssistant, entry: MockConfigEntry, device: str) -> ir.IssueEntry | None:
@@ -215,10 +201,7 @@ async def test_flow_offers_all_edge_tpus_and_then_only_the_cpu(
             result["flow_id"], {"device": "all"}
         )
         assert result["step_id"] == "model"
-        result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
-        if result["type"] is FlowResultType.SHOW_PROGRESS:
-            await hass.async_block_till_done()
-            result = await hass.config_entries.flow.async_configure(result["flow_id"])
+        result = await submit_model(hass, result)
         assert result["type"] is FlowResultType.CREATE_ENTRY
         assert result["title"] == "Coral Vision all Edge TPUs"
         assert result["data"] == {"device": "all", "model": MODEL}
@@ -232,8 +215,7 @@ async def test_flow_offers_all_edge_tpus_and_then_only_the_cpu(
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         assert options(result, "device") == ["cpu", "server"]
         hass.config_entries.flow.async_abort(result["flow_id"])
-    await hass.config_entries.async_unload(created.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, created)
 
 
 @pytest.mark.usefixtures("cameras")
@@ -257,10 +239,7 @@ async def test_flow_pools_a_chosen_set_of_free_tpus(hass: HomeAssistant, bus: Bu
             result["flow_id"], {"tpus": ["usb:2", "usb:1"]}
         )
         assert result["step_id"] == "model"
-        result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
-        if result["type"] is FlowResultType.SHOW_PROGRESS:
-            await hass.async_block_till_done()
-            result = await hass.config_entries.flow.async_configure(result["flow_id"])
+        result = await submit_model(hass, result)
         assert result["type"] is FlowResultType.CREATE_ENTRY
         assert result["data"] == {"device": "usb:1+usb:2", "model": MODEL}
         assert result["title"] == "Coral Vision Edge TPU USB 1 + Edge TPU USB 2"
@@ -281,8 +260,7 @@ async def test_flow_pools_a_chosen_set_of_free_tpus(hass: HomeAssistant, bus: Bu
         field = next(k for k in result["data_schema"].schema if k == "tpus")
         assert field.default() == ["usb:1", "usb:2"]
         hass.config_entries.flow.async_abort(result["flow_id"])
-    await hass.config_entries.async_unload(created.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, created)
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
@@ -326,14 +304,14 @@ async def test_cameras_spread_and_each_tpu_falls_back_and_recovers(
     assert all(m["backend"]["kind"] == "edgetpu-usb" for m in members.values())
     assert sum(m["executor"]["frames_done"] for m in members.values()) == 3
     assert diagnostics["accelerator"]["executor"]["frames_done"] == 3
-    await refresh(hass, 31)
+    await later(hass, 31)
     assert float(state(hass, f"{POOL}_frames_per_minute")) > 0
     assert float(state(hass, f"{POOL}_inference_time")) > 0
     assert float(state(hass, "sensor.edge_tpu_usb_0_inference_time")) > 0
 
     bus.unplug("usb:1")
     await scan_all(hass)  # usb:1's frame is lost with it; its executor reopens on the CPU
-    await settle(hass, lambda: state(hass, backends["usb:1"]) == "cpu")
+    await until(hass, lambda: state(hass, backends["usb:1"]) == "cpu")
     found = issue(hass, entry, "usb:1")
     assert found is not None
     assert found.translation_placeholders["device"] == "usb:1"
@@ -343,12 +321,12 @@ async def test_cameras_spread_and_each_tpu_falls_back_and_recovers(
     await scan_all(hass)
     assert state(hass, "image_processing.back_door") == GOWN, "the CPU fallback keeps detecting"
     assert bus.fakes["usb:1"].invokes == invokes
-    await refresh(hass, 62)  # not listed: not reopened
+    await later(hass, 62)  # not listed: not reopened
     assert state(hass, backends["usb:1"]) == "cpu"
 
     bus.plug("usb:1")
-    await refresh(hass, 93)
-    await settle(hass, lambda: issue(hass, entry, "usb:1") is None)
+    await later(hass, 93)
+    await until(hass, lambda: issue(hass, entry, "usb:1") is None)
     assert state(hass, backends["usb:1"]) == "edgetpu_usb"
     await scan_all(hass)
     assert bus.fakes["usb:1"].invokes == invokes + 1
@@ -362,8 +340,8 @@ async def test_a_tpu_plugged_in_later_joins_and_one_gone_can_be_removed(
     hass_ws_client: WebSocketGenerator,
 ) -> None:
     bus.plug("usb:2")
-    await refresh(hass, 31)
-    await settle(hass, lambda: hass.states.get("sensor.edge_tpu_usb_2_backend") is not None)
+    await later(hass, 31)
+    await until(hass, lambda: hass.states.get("sensor.edge_tpu_usb_2_backend") is not None)
     assert entry.runtime_data.accelerator.devices == ("usb:0", "usb:1", "usb:2")
     joined = tpu_device(hass, entry, "usb:2")
     assert joined is not None
@@ -418,9 +396,7 @@ async def test_unload_leaves_no_thread_and_no_accelerator(
         unique_id=device,
         subentries_data=subentries(),
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     await scan_all(hass)
     gone = weakref.ref(entry.runtime_data.accelerator)
     gc.collect()
@@ -517,8 +493,7 @@ async def test_a_tpu_missing_at_start_stays_in_the_pool_until_removed(
     assert issue(hass, entry, "usb:1") is None
     bus.unplug("usb:0")
     assert not await remove("usb:0"), "the pool's last TPU stays"
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def test_a_tpu_that_cannot_join_is_left_out(
@@ -530,7 +505,7 @@ async def test_a_tpu_that_cannot_join_is_left_out(
 ) -> None:
     refuse_to_open(monkeypatch, "usb:2")
     bus.plug("usb:2")
-    await refresh(hass, 31)
+    await later(hass, 31)
     assert entry.runtime_data.accelerator.devices == ("usb:0", "usb:1")
     assert "Edge TPU usb:2 could not join the pool" in caplog.text
     assert hass.states.get("sensor.edge_tpu_usb_2_backend") is None
@@ -544,14 +519,11 @@ async def test_each_pooled_tpu_shows_its_temperature(
         coordinator, "read_temperature", lambda tpu: 47.5 if tpu.device == "usb:0" else None
     )
     entry = pool_entry()
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     assert float(state(hass, "sensor.edge_tpu_usb_0_tpu_temperature")) == 47.5
     assert hass.states.get("sensor.edge_tpu_usb_1_tpu_temperature") is None
     assert hass.states.get(f"{POOL}_tpu_temperature") is None
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def test_late_backend_changes_are_ignored(
@@ -597,9 +569,7 @@ async def test_tpus_a_reconfigure_drops_from_a_chosen_set_lose_their_devices(
         unique_id="usb:0+usb:1",
         subentries_data=subentries(),
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     usb1 = tpu_device(hass, entry, "usb:1")
     assert usb1 is not None
     camera = device_of(hass, entry, next(iter(entry.subentries)))
@@ -616,10 +586,7 @@ async def test_tpus_a_reconfigure_drops_from_a_chosen_set_lose_their_devices(
             result["flow_id"], {"tpus": ["usb:0", "usb:2"]}
         )
         assert result["step_id"] == "model"
-        result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
-        if result["type"] is FlowResultType.SHOW_PROGRESS:
-            await hass.async_block_till_done()
-            result = await hass.config_entries.flow.async_configure(result["flow_id"])
+        result = await submit_model(hass, result)
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "reconfigure_successful"
         await hass.async_block_till_done()
@@ -640,14 +607,10 @@ async def test_tpus_a_reconfigure_drops_from_a_chosen_set_lose_their_devices(
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"device": "usb:2"}
         )
-        result = await hass.config_entries.flow.async_configure(result["flow_id"], {"model": MODEL})
-        if result["type"] is FlowResultType.SHOW_PROGRESS:
-            await hass.async_block_till_done()
-            result = await hass.config_entries.flow.async_configure(result["flow_id"])
+        result = await submit_model(hass, result)
         assert result["reason"] == "reconfigure_successful"
         await hass.async_block_till_done()
     assert tpu_device(hass, entry, "usb:0") is None
     assert tpu_device(hass, entry, "usb:2") is None
     assert device_of(hass, entry, entry.entry_id) is not None
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)

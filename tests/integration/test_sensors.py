@@ -14,7 +14,7 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from .conftest import PhotoCamera, camera_subentry, cpu_entry
-from .helpers import scan
+from .helpers import scan, set_up, unload
 
 PREFIX = "sensor.coral_vision_cpu_"
 
@@ -38,9 +38,7 @@ async def test_diagnostics_after_some_frames(
     entity_registry: er.EntityRegistry,
 ) -> None:
     entry = cpu_entry(camera_subentry())
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     assert value(hass, "backend") == "cpu"
     assert value(hass, "frames_per_minute") == "unknown", "no rate before a second sample"
     assert value(hass, "inference_time") == "unknown", "no frame yet"
@@ -71,8 +69,7 @@ async def test_diagnostics_after_some_frames(
         registered = entity_registry.async_get(PREFIX + key)
         assert registered is not None
         assert registered.options["sensor"]["suggested_display_precision"] == 1, key
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
@@ -106,9 +103,7 @@ async def test_noisy_diagnostics_are_disabled_by_default(
     hass: HomeAssistant, entity_registry: er.EntityRegistry
 ) -> None:
     entry = cpu_entry()
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     for key in ("queue_depth", "dropped_frames", "frames_per_minute"):
         registered = entity_registry.async_get(PREFIX + key)
         assert registered is not None
@@ -122,5 +117,4 @@ async def test_noisy_diagnostics_are_disabled_by_default(
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     assert value(hass, "queue_depth") == "0"
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)

@@ -26,10 +26,13 @@ from custom_components.coral_vision.const import DOMAIN
 from custom_components.coral_vision.engine.client import ServerAuthError, ServerUnreachable
 from custom_components.coral_vision.engine.results import FrameResult
 from custom_components.coral_vision.server import RemoteAccelerator
+from tests.server_process import ServerProcess
 
 from . import test_server_entry
+from .helpers import later
 from .test_server_entry import (
     CLASSIFIER,
+    DETECTOR,
     Servers,
     device_of,
     server_entry,
@@ -52,6 +55,28 @@ def debug_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """The integration's log, down to its retries' debug lines."""
     caplog.set_level(logging.DEBUG, logger="custom_components.coral_vision")
     return caplog
+
+
+async def served(
+    hass: HomeAssistant,
+    servers: Servers,
+    unloaded_after: list[MockConfigEntry],
+    *arguments: str,
+    tpus: int = 0,
+    model: str = DETECTOR,
+) -> tuple[ServerProcess, MockConfigEntry]:
+    """A server started with `arguments` and its entry, set up and unloaded after the test."""
+    server = await servers.start(*arguments, tpus=tpus)
+    entry = server_entry(servers, server, model=model)
+    unloaded_after.append(entry)
+    await setup(hass, entry)
+    return server, entry
+
+
+async def restart_with_new_key(servers: Servers, server: ServerProcess) -> None:
+    """Restart the server on its port and data folder (the same id), with another key."""
+    await asyncio.to_thread(server.stop)
+    await servers.start("--api-key", NEW_KEY, port=server.port)
 
 
 def remote_of(entry: MockConfigEntry) -> RemoteAccelerator:
@@ -83,12 +108,6 @@ def logged(caplog: pytest.LogCaptureFixture, pattern: str) -> int:
     )
 
 
-async def later(hass: HomeAssistant, seconds: float) -> None:
-    """Move the clock on and let what was due (the retries) finish."""
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
 async def test_frames_as_the_server_goes_then_refuses_the_key(
     hass: HomeAssistant,
     servers: Servers,
@@ -96,11 +115,7 @@ async def test_frames_as_the_server_goes_then_refuses_the_key(
     caplog: pytest.LogCaptureFixture,
     unloaded_after: list[MockConfigEntry],
 ) -> None:
-    server = await servers.start()
-    port = server.port
-    entry = server_entry(servers, server)
-    unloaded_after.append(entry)
-    await setup(hass, entry)
+    server, entry = await served(hass, servers, unloaded_after)
     remote = remote_of(entry)
     image = (images_dir / "grace_hopper.bmp").read_bytes()
 
@@ -118,7 +133,7 @@ async def test_frames_as_the_server_goes_then_refuses_the_key(
         await remote.run("front", image)  # nothing sent while it is away
 
     # It comes back with another key: the retry asks for the new key, not more retries.
-    await servers.start("--api-key", NEW_KEY, port=port)
+    await servers.start("--api-key", NEW_KEY, port=server.port)
     await later(hass, 2)
     assert issue_of(hass, entry) is None  # it answers: no longer away
     assert reauth_flows(hass) == [entry.entry_id]
@@ -140,14 +155,9 @@ async def test_a_key_refused_at_the_statistics_refresh(
     caplog: pytest.LogCaptureFixture,
     unloaded_after: list[MockConfigEntry],
 ) -> None:
-    server = await servers.start()
-    port = server.port
-    entry = server_entry(servers, server)
-    unloaded_after.append(entry)
-    await setup(hass, entry)
+    server, entry = await served(hass, servers, unloaded_after)
     assert hass.states.get(BACKEND).state == "cpu"
-    await asyncio.to_thread(server.stop)
-    await servers.start("--api-key", NEW_KEY, port=port)
+    await restart_with_new_key(servers, server)
 
     await entry.runtime_data.coordinator.async_refresh()  # the 30 s sample
     assert reauth_flows(hass) == [entry.entry_id]
@@ -167,15 +177,10 @@ async def test_two_cameras_refused_at_once_ask_for_the_key_once(
     caplog: pytest.LogCaptureFixture,
     unloaded_after: list[MockConfigEntry],
 ) -> None:
-    server = await servers.start()
-    port = server.port
-    entry = server_entry(servers, server)
-    unloaded_after.append(entry)
-    await setup(hass, entry)
+    server, entry = await served(hass, servers, unloaded_after)
     remote = remote_of(entry)
     image = (images_dir / "grace_hopper.bmp").read_bytes()
-    await asyncio.to_thread(server.stop)
-    await servers.start("--api-key", NEW_KEY, port=port)
+    await restart_with_new_key(servers, server)
 
     results = await asyncio.gather(
         remote.run("front", image), remote.run("back", image), return_exceptions=True
@@ -189,11 +194,18 @@ async def test_two_cameras_refused_at_once_ask_for_the_key_once(
 async def test_an_edge_tpu_joining_the_server_shows_at_once(
     hass: HomeAssistant, servers: Servers, unloaded_after: list[MockConfigEntry]
 ) -> None:
-    server = await servers.start("--devices", "all", "--model", CLASSIFIER, tpus=1)
+    server, entry = await served(
+        hass,
+        servers,
+        unloaded_after,
+        "--devices",
+        "all",
+        "--model",
+        CLASSIFIER,
+        tpus=1,
+        model=CLASSIFIER,
+    )
     port = server.port
-    entry = server_entry(servers, server, model=CLASSIFIER)
-    unloaded_after.append(entry)
-    await setup(hass, entry)
     remote = remote_of(entry)
     assert remote.devices == ("usb:0",)
 
@@ -266,10 +278,7 @@ async def test_a_frame_handed_its_turn_then_cancelled_frees_the_line(
     images_dir: Path,
     unloaded_after: list[MockConfigEntry],
 ) -> None:
-    server = await servers.start()
-    entry = server_entry(servers, server)
-    unloaded_after.append(entry)
-    await setup(hass, entry)
+    _, entry = await served(hass, servers, unloaded_after)
     remote = remote_of(entry)
     image = (images_dir / "grace_hopper.bmp").read_bytes()
     await remote.async_check_tpus()

@@ -27,6 +27,7 @@ from custom_components.coral_vision.const import DOMAIN
 from custom_components.coral_vision.engine.vision.image_guard import MAX_IMAGE_BYTES
 
 from .conftest import CAMERA, PhotoCamera
+from .helpers import loaded, unload
 
 STRINGS = Path(__file__).parents[2] / "custom_components" / DOMAIN / "strings.json"
 CLASSIFIER = "mobilenet_v2_imagenet"
@@ -71,12 +72,8 @@ async def classifier(hass: HomeAssistant) -> AsyncGenerator[MockConfigEntry]:
         data={"device": "cpu", "model": CLASSIFIER},
         unique_id="cpu-classifier",
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    async with loaded(hass, entry):
+        yield entry
 
 
 async def test_detect_on_a_camera(
@@ -198,8 +195,7 @@ async def test_accelerator_errors(
     err = await fails(hass, "classify", entity_id=CAMERA)
     assert err.translation_key == "no_accelerator"
 
-    await hass.config_entries.async_unload(loaded_entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, loaded_entry)
     err = await fails(hass, "detect", entity_id=CAMERA)
     assert err.translation_key == "no_accelerator"
     err = await fails(hass, "detect", entity_id=CAMERA, config_entry_id=loaded_entry.entry_id)

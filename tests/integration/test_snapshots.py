@@ -38,7 +38,7 @@ from custom_components.coral_vision.diagnostics import (
 )
 
 from .conftest import PhotoCamera, camera_subentry, cpu_entry, runtime_unavailable
-from .helpers import scan
+from .helpers import scan, set_up, unload
 
 # Imported, not copied: the server process fixture (`servers`) and the entry it serves.
 from .test_server_entry import Servers, server_entry, servers  # noqa: F401
@@ -139,9 +139,7 @@ async def async_scan_once(
     hass: HomeAssistant, entry: MockConfigEntry, camera: PhotoCamera, photo: Path
 ) -> None:
     """Load the entry, let its camera process `photo` once, and sample the statistics."""
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     camera.photo = photo
     await scan(hass)
     await entry.runtime_data.coordinator.async_refresh()  # the 30 s sample, now
@@ -170,8 +168,7 @@ async def scanned_entry(
     entry = with_fixed_ids(cpu_entry(), ENTRY_ID)
     await async_scan_once(hass, entry, photo_camera, images_dir / "grace_hopper.bmp")
     yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def snapshot_entities(
@@ -250,8 +247,7 @@ async def scanned_server_entry(
         entry = with_fixed_ids(server_entry(servers, server), SERVER_ENTRY_ID)
         await async_scan_once(hass, entry, photo_camera, images_dir / "grace_hopper.bmp")
         yield entry
-        await hass.config_entries.async_unload(entry.entry_id)
-        await hass.async_block_till_done()
+        await unload(hass, entry)
 
 
 async def test_server_entry(

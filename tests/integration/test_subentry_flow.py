@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from homeassistant.config_entries import (
-    SOURCE_RECONFIGURE,
-    SOURCE_USER,
     ConfigEntryState,
     ConfigSubentryData,
 )
@@ -24,56 +21,13 @@ from custom_components.coral_vision.const import DEFAULT_MIN_SCORE, DOMAIN, SUBE
 from custom_components.coral_vision.processor import CameraSettings
 
 from .conftest import CAMERA, PhotoCamera, camera_subentry, cpu_entry
-from .helpers import IP, scan
+from .helpers import FILTERS, IP, edit_camera, scan, set_up, start_camera, submit, unload
 
 STRINGS = Path(__file__).parents[2] / "custom_components" / DOMAIN / "strings.json"
 PERSON = "binary_sensor.front_door_person_detected"
 TIE = "binary_sensor.front_door_tie_detected"
 CAT = "binary_sensor.front_door_cat_detected"
 BOTTOM_HALF = "0,0.5; 1,0.5; 1,1; 0,1"
-FILTERS = {
-    "min_area": 0,
-    "max_area": 100,
-    "region": "",
-    "confirm_frames": 1,
-    "confirm_window": 1,
-    "off_delay": 0,
-    "save_snapshots": False,
-}
-
-
-@pytest.fixture
-async def accelerator(
-    hass: HomeAssistant, photo_camera: PhotoCamera
-) -> AsyncGenerator[MockConfigEntry]:
-    """A loaded CPU accelerator without cameras."""
-    entry = cpu_entry()
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-async def start(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
-    """Start adding a camera."""
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_CAMERA), context={"source": SOURCE_USER}
-    )
-
-
-async def edit(hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str) -> Any:
-    """Start editing a camera (MockConfigEntry's helper changed its signature in 2026)."""
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_CAMERA),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
-    )
-
-
-async def submit(hass: HomeAssistant, result: Any, user_input: dict[str, Any]) -> Any:
-    """Submit a subentry form."""
-    return await hass.config_entries.subentries.async_configure(result["flow_id"], user_input)
 
 
 def defaults(result: Any) -> dict[str, Any]:
@@ -87,7 +41,7 @@ async def test_add_camera_creates_its_entities(
     photo_camera: PhotoCamera,
     images_dir: Path,
 ) -> None:
-    result = await start(hass, accelerator)
+    result = await start_camera(hass, accelerator)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
     assert defaults(result) == {"labels": ["person"], "scan_interval": 5}
@@ -136,7 +90,7 @@ async def test_add_camera_creates_its_entities(
 
 
 async def test_no_labels(hass: HomeAssistant, accelerator: MockConfigEntry) -> None:
-    result = await start(hass, accelerator)
+    result = await start_camera(hass, accelerator)
     result = await submit(hass, result, {"camera_entity": CAMERA, "labels": [], "scan_interval": 5})
     assert result["step_id"] == "user"
     assert result["errors"] == {"labels": "no_labels"}
@@ -152,7 +106,7 @@ def excluded(result: Any) -> list[str] | None:
 async def test_the_picker_leaves_out_cameras_already_added(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    result = await start(hass, loaded_entry)
+    result = await start_camera(hass, loaded_entry)
     assert excluded(result) == [CAMERA]
     # Through the API anyway: the form refuses it, on its field.
     with pytest.raises(InvalidData) as refused:
@@ -166,7 +120,7 @@ async def test_a_camera_added_meanwhile_is_refused(
     hass: HomeAssistant, accelerator: MockConfigEntry
 ) -> None:
     # Two dialogs open at once: the second one's picker still offered the camera.
-    first, second = await start(hass, accelerator), await start(hass, accelerator)
+    first, second = await start_camera(hass, accelerator), await start_camera(hass, accelerator)
     assert excluded(first) is None
     camera = {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 5}
     result = await submit(hass, first, camera)
@@ -202,7 +156,7 @@ async def test_filter_errors(
     changes: dict[str, Any],
     errors: dict[str, str],
 ) -> None:
-    result = await start(hass, accelerator)
+    result = await start_camera(hass, accelerator)
     result = await submit(
         hass, result, {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 5}
     )
@@ -220,7 +174,7 @@ async def test_filter_errors(
 async def test_entry_not_loaded(hass: HomeAssistant) -> None:
     entry = cpu_entry()
     entry.add_to_hass(hass)
-    result = await start(hass, entry)
+    result = await start_camera(hass, entry)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "entry_not_loaded"
 
@@ -243,7 +197,7 @@ async def test_reconfigure_applies_new_labels_and_region(
     assert hass.states.get(TIE) is not None
     old_processor = loaded_entry.runtime_data.processors[subentry_id]
 
-    result = await edit(hass, loaded_entry, subentry_id)
+    result = await edit_camera(hass, loaded_entry, subentry_id)
     assert result["step_id"] == "user"
     assert defaults(result) == {
         "camera_entity": CAMERA,
@@ -297,12 +251,10 @@ async def test_reconfigure_onto_another_cameras_entity_is_refused(
         unique_id="camera.back_door",
     )
     entry = cpu_entry(camera_subentry(), back_door)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     back_id = next(k for k, s in entry.subentries.items() if s.title == "Back door")
 
-    result = await edit(hass, entry, back_id)
+    result = await edit_camera(hass, entry, back_id)
     assert excluded(result) == [CAMERA], "the other camera only: its own stays"
     with pytest.raises(InvalidData):
         await submit(
@@ -317,14 +269,13 @@ async def test_reconfigure_onto_another_cameras_entity_is_refused(
     )
     assert result["step_id"] == "scores"
     hass.config_entries.subentries.async_abort(result["flow_id"])
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def test_reconfigure_of_an_unloaded_entry_aborts(hass: HomeAssistant) -> None:
     entry = cpu_entry(camera_subentry())
     entry.add_to_hass(hass)
-    result = await edit(hass, entry, next(iter(entry.subentries)))
+    result = await edit_camera(hass, entry, next(iter(entry.subentries)))
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "entry_not_loaded"
 
@@ -347,7 +298,7 @@ def circle(points: int) -> str:
 
 async def to_filters(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
     """Start adding a camera and walk to the filters step."""
-    result = await start(hass, entry)
+    result = await start_camera(hass, entry)
     result = await submit(
         hass, result, {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 5}
     )
@@ -379,7 +330,7 @@ async def test_camera_step_refusals(
     changes: dict[str, Any],
     errors: dict[str, str],
 ) -> None:
-    result = await start(hass, accelerator)
+    result = await start_camera(hass, accelerator)
     camera = {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 5}
     result = await submit(hass, result, {**camera, **changes})
     assert result["step_id"] == "user"
@@ -394,7 +345,7 @@ async def test_camera_step_refusals(
 async def test_a_registered_camera_without_a_state_exists(
     hass: HomeAssistant, accelerator: MockConfigEntry, entity_registry: er.EntityRegistry
 ) -> None:
-    result = await start(hass, accelerator)
+    result = await start_camera(hass, accelerator)
     camera = {"labels": ["person"], "scan_interval": 5}
     result = await submit(hass, result, {**camera, "camera_entity": "camera.porch"})
     assert result["errors"] == {"camera_entity": "camera_missing"}
@@ -410,7 +361,7 @@ async def test_a_registered_camera_without_a_state_exists(
 
 
 async def test_a_score_must_be_a_number(hass: HomeAssistant, accelerator: MockConfigEntry) -> None:
-    result = await start(hass, accelerator)
+    result = await start_camera(hass, accelerator)
     result = await submit(
         hass, result, {"camera_entity": CAMERA, "labels": ["person", "cat"], "scan_interval": 5}
     )
@@ -468,7 +419,7 @@ async def test_editing_a_camera_is_checked_too(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     subentry_id = next(iter(loaded_entry.subentries))
-    result = await edit(hass, loaded_entry, subentry_id)
+    result = await edit_camera(hass, loaded_entry, subentry_id)
     result = await submit(
         hass, result, {"camera_entity": CAMERA, "labels": ["person"], "scan_interval": 0.05}
     )
@@ -489,13 +440,10 @@ async def test_a_stored_interval_below_the_minimum_is_raised(
 ) -> None:
     # Saved before the form refused it: the camera is not polled 100 times a second.
     entry = cpu_entry(camera_subentry(scan_interval=0.01))
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     (processor,) = entry.runtime_data.processors.values()
     assert processor.settings.scan_interval == 0.5
     assert (
         CameraSettings.from_data({"camera_entity": CAMERA, "scan_interval": 0}).scan_interval == 0
     )
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)

@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.coral_vision import accelerator, coordinator
 from custom_components.coral_vision.const import DOMAIN
@@ -28,7 +26,7 @@ from custom_components.coral_vision.engine.models.model import Model
 from tests.engine.fakes import FakeEdgeTpu
 
 from .conftest import PhotoCamera, camera_subentry
-from .helpers import IP, scan
+from .helpers import IP, later, loaded, scan, set_up, unload, until
 
 BACKEND = "sensor.coral_usb_0_backend"
 LOGGER = "custom_components.coral_vision"
@@ -84,27 +82,8 @@ async def tpu_entry(
         unique_id="usb:0",
         subentries_data=[camera_subentry(labels=[], scores={}, min_score=0.05)],
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-async def settle(hass: HomeAssistant, done: Callable[[], bool]) -> None:
-    """Wait for the executor thread's backend change to reach the event loop."""
-    for _ in range(500):
-        await hass.async_block_till_done(wait_background_tasks=True)
-        if done():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the backend change never arrived")
-
-
-async def refresh(hass: HomeAssistant, seconds: float) -> None:
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
-    await hass.async_block_till_done(wait_background_tasks=True)
+    async with loaded(hass, entry):
+        yield entry
 
 
 def issue(hass: HomeAssistant, entry: MockConfigEntry) -> ir.IssueEntry | None:
@@ -133,7 +112,7 @@ async def test_unplug_falls_back_and_replug_returns(
 
     bus.unplug()
     await scan(hass)  # this frame is lost with the TPU; the executor reopens on the CPU
-    await settle(hass, lambda: hass.states.get(BACKEND).state == "cpu")
+    await until(hass, lambda: hass.states.get(BACKEND).state == "cpu")
     assert issue(hass, tpu_entry) is not None
     assert issue(hass, tpu_entry).translation_placeholders["device"] == "usb:0"
     for _ in range(3):
@@ -144,15 +123,15 @@ async def test_unplug_falls_back_and_replug_returns(
         hass.states.get(e).state != STATE_UNAVAILABLE
         for e in (IP, BACKEND, "sensor.front_door_objects")
     )
-    await refresh(hass, 31)  # not listed: no attempt to reopen it
+    await later(hass, 31)  # not listed: no attempt to reopen it
     assert hass.states.get(BACKEND).state == "cpu"
     warnings = records(caplog, logging.WARNING)
     assert len(warnings) == 1
     assert "usb:0" in warnings[0]
 
     bus.replug()
-    await refresh(hass, 62)
-    await settle(hass, lambda: issue(hass, tpu_entry) is None)
+    await later(hass, 62)
+    await until(hass, lambda: issue(hass, tpu_entry) is None)
     assert hass.states.get(BACKEND).state == "edgetpu_usb"
     invokes = bus.fake.invokes
     await scan(hass)
@@ -178,20 +157,17 @@ async def test_missing_library_is_reported_once_and_not_retried(
         data={"device": "usb:0", "model": MODEL},
         subentries_data=[camera_subentry()],
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     assert hass.states.get(BACKEND).state == "cpu"
     found = issue(hass, entry)
     assert found is not None
     assert found.translation_placeholders["reason"] == "no_runtime_library"
     loads = len(bus.fake.load_calls)
-    await refresh(hass, 31)
-    await refresh(hass, 62)
+    await later(hass, 31)
+    await later(hass, 62)
     assert len(bus.fake.load_calls) == loads, "a missing library is not tried every 30 s"
     assert len(records(caplog, logging.WARNING)) == 1
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def test_busy_tpu_retried_without_new_warnings(
@@ -206,14 +182,14 @@ async def test_busy_tpu_retried_without_new_warnings(
     caplog.clear()
     bus.unplug()
     await scan(hass)
-    await settle(hass, lambda: issue(hass, tpu_entry) is not None)
+    await until(hass, lambda: issue(hass, tpu_entry) is not None)
     # Listed again but held by another program: reopening it falls back again.
     bus.fake.load_error = ValueError("Failed to load delegate: device busy")
     bus.listed[:] = [USB0]
     loads = len(bus.fake.load_calls)
-    await refresh(hass, 31)
-    await settle(hass, lambda: len(bus.fake.load_calls) > loads)
-    await refresh(hass, 62)
+    await later(hass, 31)
+    await until(hass, lambda: len(bus.fake.load_calls) > loads)
+    await later(hass, 62)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert len(bus.fake.load_calls) >= loads + 2, "tried again at each refresh"
     assert hass.states.get(BACKEND).state == "cpu"
@@ -236,16 +212,13 @@ async def test_temperature_sensor_when_the_tpu_reports_one(
     entry = MockConfigEntry(
         domain=DOMAIN, title="Coral USB 0", data={"device": "usb:0", "model": MODEL}
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     state = hass.states.get("sensor.coral_usb_0_tpu_temperature")
     assert float(state.state) == 47.5
     assert state.attributes["unit_of_measurement"] == "°C"
-    await refresh(hass, 31)
+    await later(hass, 31)
     assert float(hass.states.get("sensor.coral_usb_0_tpu_temperature").state) == 51.0
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def test_failed_reopen_keeps_the_cpu(
@@ -259,7 +232,7 @@ async def test_failed_reopen_keeps_the_cpu(
     photo_camera.photo = images_dir / "grace_hopper.bmp"
     bus.unplug()
     await scan(hass)
-    await settle(hass, lambda: issue(hass, tpu_entry) is not None)
+    await until(hass, lambda: issue(hass, tpu_entry) is not None)
     executor = tpu_entry.runtime_data.accelerator.dispatcher.executors[0]
     attempts: list[Model] = []
 
@@ -269,7 +242,7 @@ async def test_failed_reopen_keeps_the_cpu(
 
     monkeypatch.setattr(executor, "async_swap_model", refuse)
     bus.listed[:] = [USB0]
-    await refresh(hass, 31)
+    await later(hass, 31)
     assert len(attempts) == 1
     assert hass.states.get(BACKEND).state == "cpu"
     assert issue(hass, tpu_entry) is not None
@@ -300,9 +273,7 @@ async def setup_tpu_entry(hass: HomeAssistant, tmp_path: Path) -> MockConfigEntr
         unique_id="usb:0",
         subentries_data=[camera_subentry(labels=[], scores={}, min_score=0.05)],
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, entry)
     return entry
 
 
@@ -324,7 +295,7 @@ async def test_hung_tpu_runs_on_the_cpu_until_its_invoke_returns(
 
     bus.fake.hang()  # still listed, but every invoke on it blocks
     await scan(hass)  # this frame is lost in the TPU; the next ones run on the CPU
-    await settle(hass, lambda: issue(hass, entry) is not None)
+    await until(hass, lambda: issue(hass, entry) is not None)
     found = issue(hass, entry)
     assert found is not None
     assert found.translation_key == "tpu_hung"
@@ -336,7 +307,7 @@ async def test_hung_tpu_runs_on_the_cpu_until_its_invoke_returns(
         await scan(hass)
         await asyncio.sleep(0.2)  # five frames over two hang limits
     assert hass.states.get(IP).state == GOWN, "the CPU keeps detecting"
-    await refresh(hass, 31)  # the coordinator leaves a hung TPU to the executor
+    await later(hass, 31)  # the coordinator leaves a hung TPU to the executor
     assert len(bus.fake.load_calls) == loads, "not reopened while its invoke is stuck"
     assert bus.fake.stuck == 1
     assert len(infer_threads()) == 2
@@ -345,14 +316,13 @@ async def test_hung_tpu_runs_on_the_cpu_until_its_invoke_returns(
     assert "hung" in warnings[0]
 
     bus.fake.release()  # the stuck invoke returns
-    await settle(hass, lambda: issue(hass, entry) is None)
+    await until(hass, lambda: issue(hass, entry) is None)
     assert hass.states.get(BACKEND).state == "edgetpu_usb"
     invokes = bus.fake.invokes
     await scan(hass)
     assert bus.fake.invokes == invokes + 1
     assert records(caplog, logging.INFO) == ["Edge TPU usb:0 is back; running on Edge TPU (USB)"]
-    await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await unload(hass, entry)
 
 
 async def test_unload_returns_within_the_hang_limit_while_a_reopen_is_stuck(

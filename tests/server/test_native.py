@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from custom_components.coral_vision.engine.results import FrameResult
 from custom_components.coral_vision.engine.server.host import STATE_FILE
@@ -92,13 +93,34 @@ async def test_status_health_and_metrics(client: TestClient, photos: dict[str, b
     assert stats["frames_per_s"] > 0
     assert stats["queue_depth"] == 0
     metrics = await client.get("/metrics", headers=auth())
-    text = await metrics.text()
-    assert metrics.content_type == "text/plain"
-    assert f'coral_vision_frames_total{{model="{DETECTOR}",device="cpu"}} 1' in text
-    assert (
-        f'coral_vision_request_latency_seconds_count{{model="{DETECTOR}",device="cpu"}} 1' in text
-    )
-    assert "# TYPE coral_vision_request_latency_seconds histogram" in text
+    assert metrics.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    families = {f.name: f for f in text_string_to_metric_families(await metrics.text())}
+    pair = {"model": DETECTOR, "device": "cpu"}
+
+    def value(family: str, sample: str, **labels: str) -> float:
+        (found,) = (
+            s.value
+            for s in families[family].samples
+            if s.name == sample and s.labels == pair | labels
+        )
+        return found
+
+    assert families["coral_vision_frames"].type == "counter"
+    assert value("coral_vision_frames", "coral_vision_frames_total") == 1
+    for kind in ("failed", "dropped", "rejected", "timed_out"):
+        errors = value("coral_vision_frame_errors", "coral_vision_frame_errors_total", kind=kind)
+        assert errors == 0
+    assert value("coral_vision_backend_changes", "coral_vision_backend_changes_total") == 0
+    assert value("coral_vision_fallback", "coral_vision_fallback") == 0
+    assert value("coral_vision_queue_depth", "coral_vision_queue_depth") == 0
+    assert value("coral_vision_inference_ms", "coral_vision_inference_ms", quantile="0.5") > 0
+    latency = "coral_vision_request_latency_seconds"
+    assert families[latency].type == "histogram"
+    assert value(latency, f"{latency}_count") == 1
+    assert value(latency, f"{latency}_bucket", le="+Inf") == 1
+    assert value(latency, f"{latency}_sum") > 0
+    assert not families["coral_vision_request_errors"].samples  # no call failed
+    assert not families["coral_vision_temperature_celsius"].samples  # the CPU has none
 
 
 async def test_the_key_guards_everything_but_health(client: TestClient) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import CLASSIFIER, DETECTOR, KEY, LISTENING, ServerProcess, auth, image_form
 
@@ -225,10 +226,16 @@ async def test_two_fake_edge_tpus(
         stats = status["models"][0]["statistics"]
         assert (stats["frames_done"], stats["on_tpu"]) == (40, 2)
         metrics = await (await session.get(f"{url}/metrics")).text()
-        for device in ("usb:0", "usb:1"):
-            line = f'coral_vision_frames_total{{model="{CLASSIFIER}",device="{device}"}} '
-            count = next(m for m in metrics.splitlines() if m.startswith(line))
-            assert int(count.rsplit(" ", 1)[1]) > 0  # both Edge TPUs took frames
+        frames = {
+            s.labels["device"]: s.value
+            for family in text_string_to_metric_families(metrics)
+            if family.name == "coral_vision_frames"
+            for s in family.samples
+            if s.labels["model"] == CLASSIFIER
+        }
+        assert set(frames) == {"usb:0", "usb:1"}
+        assert all(count > 0 for count in frames.values())  # both Edge TPUs took frames
+        assert sum(frames.values()) == 40
         response = await session.post(
             f"{url}/v1/vision/detection", data=image_form(photos["grace_hopper.bmp"])
         )

@@ -70,8 +70,8 @@ class FrameSuperseded(ServerError, FrameSupersededError):
     """A newer frame of the same source replaced this one on the server (409)."""
 
 
-class ServerRequestError(ServerError):
-    """The server refused the request (a 4xx status) with a code and a message for people."""
+class ServerAnswerError(ServerError):
+    """The server answered with an error status, a code and a message for people."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         """Keep the server's status, code and message."""
@@ -81,18 +81,16 @@ class ServerRequestError(ServerError):
         self.message = message
 
 
+class ServerRequestError(ServerAnswerError):
+    """The server refused the request (a 4xx status)."""
+
+
 class ServerImageError(ServerRequestError, ImageError):
     """The server could not read the image sent."""
 
 
-class ServerFailure(ServerError):
+class ServerFailure(ServerAnswerError):
     """The server failed (a 5xx status): its engine, a download, or a timeout on its side."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        """Keep the server's status, code and message."""
-        super().__init__(f"{message} ({status} {code})")
-        self.status = status
-        self.code = code
 
 
 class ServerProtocolError(ServerError):

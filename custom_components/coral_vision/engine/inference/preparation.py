@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ImageError
 from ..vision.preprocess import PreparedFrame, prepare_frame
+from .heap import trimmer
 
 if TYPE_CHECKING:
     from ..models.model import ResizeMode
@@ -36,6 +37,7 @@ class Preparation:
         self._shared = shared
         self._pool = pool
         self._resize = resize
+        self._heap = trimmer()
         self._limit = pool_size()
         self._jobs = 0
 
@@ -84,3 +86,4 @@ class Preparation:
             self.schedule_locked()
         if error is not None and current:
             shared.fail(request, error)
+        self._heap.maybe_trim()  # here, off the event loop and off the worker's invoke

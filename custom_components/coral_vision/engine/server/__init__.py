@@ -1,6 +1,7 @@
 """Coral Vision's server: the engine over HTTP, at the edge like cli (nothing in the engine imports it).
 
-Needs only the engine's dependencies plus aiohttp (and python-zeroconf to announce itself).
+Needs only the engine's dependencies plus aiohttp, prometheus-client (for /metrics) and
+python-zeroconf (to announce itself).
 Run `python -m engine.server` or `scripts/coral-vision serve`; `--help` lists the options.
 
 - `options`: flags, environment variables and the JSON config file (the app's options.json).

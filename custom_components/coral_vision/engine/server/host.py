@@ -28,6 +28,7 @@ import aiohttp
 from ..errors import CoralVisionError, ModelError
 from ..inference.devices import EdgeTpu, list_edge_tpus
 from ..inference.dispatcher import Dispatcher
+from ..inference.stats import ExecutorStats
 from ..models import store
 from ..models.catalog import CatalogEntry, load_catalog
 from ..models.download import ensure_model
@@ -260,7 +261,7 @@ class ModelHost:
             folder = self.options.models_dir
             files: Sequence[Path]
             if loaded is None:
-                files = self._stored_files(model_id)
+                files = await asyncio.to_thread(self._stored_files, model_id)
                 if not files:
                     raise UnknownModelError(f"no model {model_id!r} is loaded or stored")
             else:
@@ -321,7 +322,7 @@ class ModelHost:
         model, twin = await asyncio.to_thread(_load_pair, path, twin_path, labels, name)
         dispatcher = await asyncio.to_thread(self._dispatcher, model, twin)
         files = tuple(p for p in (path, twin_path, labels) if p is not None)
-        origin: Origin = "upload" if spec in self._read_state() else "file"
+        origin: Origin = "upload" if spec in await asyncio.to_thread(self._read_state) else "file"
         return Loaded(name, origin, model, twin, dispatcher, files)
 
     def _dispatcher(self, model: Model, twin: Model | None) -> Dispatcher:
@@ -438,7 +439,6 @@ def describe(loaded: Loaded) -> dict[str, Any]:
     """A loaded model as /v1/status and /v1/models list it."""
     model = loaded.model
     pool = loaded.dispatcher.pool_stats()
-    stats = pool.total
     return {
         "id": loaded.id,
         "name": loaded.entry.name if loaded.entry else model.name,
@@ -449,16 +449,23 @@ def describe(loaded: Loaded) -> dict[str, Any]:
         "labels": model.labels.names(),
         "statistics": {
             # p50 weighted by each device's frames, p95 the worst device's.
-            "inference_ms_p50": stats.inference_p50_ms,
-            "inference_ms_p95": stats.inference_p95_ms,
+            **statistics_of(pool.total),
             "frames_per_s": round(loaded.rate.rate(), 2),
-            "frames_done": stats.frames_done,
-            "frames_dropped": stats.frames_dropped,
-            "frames_failed": stats.frames_failed,
-            "frames_rejected": stats.frames_rejected,
-            "frames_timed_out": stats.frames_timed_out,
-            "queue_depth": stats.queue_depth,
-            "queue_limit": stats.queue_limit,
             "on_tpu": pool.on_tpu,
         },
+    }
+
+
+def statistics_of(stats: ExecutorStats) -> dict[str, Any]:
+    """Counters as the API names them, for a model's pool or one device's executor."""
+    return {
+        "inference_ms_p50": stats.inference_p50_ms,
+        "inference_ms_p95": stats.inference_p95_ms,
+        "frames_done": stats.frames_done,
+        "frames_dropped": stats.frames_dropped,
+        "frames_failed": stats.frames_failed,
+        "frames_rejected": stats.frames_rejected,
+        "frames_timed_out": stats.frames_timed_out,
+        "queue_depth": stats.queue_depth,
+        "queue_limit": stats.queue_limit,
     }

@@ -18,7 +18,6 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from ..inference.devices import EdgeTpu, read_temperature
-from ..inference.stats import ExecutorStats
 from ..models.catalog import CatalogEntry
 from ..models.flatbuffer import MAX_MODEL_BYTES
 from ..models.labels import MAX_LABELS_BYTES
@@ -28,7 +27,7 @@ from ..wire import to_wire
 from . import metrics
 from .errors import HttpError
 from .guard import check_length, client_of, connection_of, read_body
-from .host import MAX_TOP_K, Loaded, ModelHost, describe, narrowed
+from .host import MAX_TOP_K, Loaded, ModelHost, describe, narrowed, statistics_of
 from .identity import API_VERSION
 from .state import STATE
 
@@ -199,8 +198,8 @@ async def metrics_text(request: web.Request) -> web.Response:
     """Prometheus metrics."""
     host = request.app[STATE].host
     temperatures = await asyncio.to_thread(_temperatures, host.devices)
-    text = metrics.render(host.loaded, request.app[STATE].recorder, temperatures)
-    return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
+    body = metrics.render(host.loaded, request.app[STATE].recorder, temperatures)
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 async def read_form(request: web.Request, limits: dict[str, int]) -> dict[str, bytes]:
@@ -247,7 +246,7 @@ def _devices(host: ModelHost, temperatures: dict[str, float | None]) -> list[dic
                     "fallback_reason": info.fallback_reason if info else None,
                     "detail": info.detail if info else "not running",
                     # What this device did for the model: a client shows each Edge TPU's own.
-                    "statistics": _device_statistics(executor.stats()) if executor else None,
+                    "statistics": statistics_of(executor.stats()) if executor else None,
                 }
             )
         first = backends[0] if backends else {"backend": None, "fallback_reason": None}
@@ -264,21 +263,6 @@ def _devices(host: ModelHost, temperatures: dict[str, float | None]) -> list[dic
             }
         )
     return devices
-
-
-def _device_statistics(stats: ExecutorStats) -> dict[str, Any]:
-    """One executor's counters, named as a model's statistics are."""
-    return {
-        "inference_ms_p50": stats.inference_p50_ms,
-        "inference_ms_p95": stats.inference_p95_ms,
-        "frames_done": stats.frames_done,
-        "frames_dropped": stats.frames_dropped,
-        "frames_failed": stats.frames_failed,
-        "frames_rejected": stats.frames_rejected,
-        "frames_timed_out": stats.frames_timed_out,
-        "queue_depth": stats.queue_depth,
-        "queue_limit": stats.queue_limit,
-    }
 
 
 def _catalog_entry(entry: CatalogEntry, device_kind: str) -> dict[str, Any]:
