@@ -41,6 +41,29 @@ def mobilenet(models_dir: Path) -> Model:
 
 
 @pytest.fixture(scope="session")
+def tiny(models_dir: Path) -> Model:
+    """The smallest classifier, for tests where the model does not matter."""
+    return load_model(
+        models_dir / "mobilenet_v1_0.25_128_quant.tflite", labels=models_dir / "imagenet_labels.txt"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_tpu(models_dir: Path) -> Model:
+    """The same classifier compiled for the Edge TPU (run through a fake TPU)."""
+    return load_model(
+        models_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite",
+        labels=models_dir / "imagenet_labels.txt",
+    )
+
+
+@pytest.fixture
+def photo(image_bytes: dict[str, bytes]) -> bytes:
+    """A photo any classifier or detector can take."""
+    return image_bytes["cat.bmp"]
+
+
+@pytest.fixture(scope="session")
 def image_bytes(images_dir: Path) -> dict[str, bytes]:
     """Every shared photo's bytes by file name."""
     return {p.name: p.read_bytes() for p in images_dir.iterdir() if p.name != "COPYRIGHT"}

@@ -23,14 +23,6 @@ from .test_executor import blocked_pool
 WAIT_S = 60.0
 
 
-@pytest.fixture(scope="module")
-def tiny(models_dir: Path) -> Model:
-    return load_model(
-        models_dir / "mobilenet_v1_0.25_128_quant.tflite",
-        labels=models_dir / "imagenet_labels.txt",
-    )
-
-
 async def test_spreads_sources_and_sticks(tiny: Model, image_bytes: dict[str, bytes]) -> None:
     sources = [f"cam{i}" for i in range(4)]
     with Dispatcher.open(tiny, [None, None], num_threads=1) as dispatcher:

@@ -25,20 +25,11 @@ from custom_components.coral_vision.engine.errors import (
 from custom_components.coral_vision.engine.inference.delegate import BackendInfo
 from custom_components.coral_vision.engine.inference.executor import Executor
 from custom_components.coral_vision.engine.inference.stats import percentile
-from custom_components.coral_vision.engine.models.model import Model, load_model
+from custom_components.coral_vision.engine.models.model import Model
 from custom_components.coral_vision.engine.results import FrameResult
 
 # Generous: only there so that a bug fails the test instead of hanging it.
 WAIT_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def tiny(models_dir: Path) -> Model:
-    """The smallest classifier, for tests where the model does not matter."""
-    return load_model(
-        models_dir / "mobilenet_v1_0.25_128_quant.tflite",
-        labels=models_dir / "imagenet_labels.txt",
-    )
 
 
 @contextmanager

@@ -23,31 +23,13 @@ from custom_components.coral_vision.engine.errors import (
 from custom_components.coral_vision.engine.inference.delegate import BackendInfo
 from custom_components.coral_vision.engine.inference.devices import EdgeTpu, list_edge_tpus
 from custom_components.coral_vision.engine.inference.executor import Executor
-from custom_components.coral_vision.engine.models.model import Model, load_model
+from custom_components.coral_vision.engine.models.model import Model
 from custom_components.coral_vision.engine.runtime import Runtime, load_runtime
 
 from .fakes import FakeEdgeTpu, make_usb_tpu
 
-V1 = "mobilenet_v1_0.25_128_quant"
 # Generous: only there so that a bug fails the test instead of hanging it.
 WAIT_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def tiny(models_dir: Path) -> Model:
-    return load_model(models_dir / f"{V1}.tflite", labels=models_dir / "imagenet_labels.txt")
-
-
-@pytest.fixture(scope="module")
-def tiny_tpu(models_dir: Path) -> Model:
-    return load_model(
-        models_dir / f"{V1}_edgetpu.tflite", labels=models_dir / "imagenet_labels.txt"
-    )
-
-
-@pytest.fixture
-def photo(image_bytes: dict[str, bytes]) -> bytes:
-    return image_bytes["cat.bmp"]
 
 
 @dataclasses.dataclass

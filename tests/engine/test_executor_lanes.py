@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 from concurrent.futures import Future, wait
-from pathlib import Path
-
-import pytest
 
 from custom_components.coral_vision.engine.errors import QueueFullError
 from custom_components.coral_vision.engine.inference.executor import Executor
-from custom_components.coral_vision.engine.models.model import Model, load_model
+from custom_components.coral_vision.engine.models.model import Model
 from custom_components.coral_vision.engine.results import FrameResult
 
 from .test_executor import blocked_pool
 
 WAIT_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def tiny(models_dir: Path) -> Model:
-    return load_model(
-        models_dir / "mobilenet_v1_0.25_128_quant.tflite",
-        labels=models_dir / "imagenet_labels.txt",
-    )
-
-
-@pytest.fixture
-def photo(image_bytes: dict[str, bytes]) -> bytes:
-    return image_bytes["cat.bmp"]
 
 
 def test_on_demand_requests_have_their_own_places(tiny: Model, photo: bytes) -> None:

@@ -19,25 +19,12 @@ from custom_components.coral_vision.engine.errors import (
 from custom_components.coral_vision.engine.inference.delegate import BackendInfo
 from custom_components.coral_vision.engine.inference.devices import EdgeTpu, list_edge_tpus
 from custom_components.coral_vision.engine.inference.executor import Executor
-from custom_components.coral_vision.engine.models.model import Model, load_model
+from custom_components.coral_vision.engine.models.model import Model
 from custom_components.coral_vision.engine.runtime import Runtime, load_runtime
 
 from .fakes import FakeEdgeTpu, make_usb_tpu
 
-V1 = "mobilenet_v1_0.25_128_quant"
 WAIT_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def v1_cpu(models_dir: Path) -> Model:
-    return load_model(models_dir / f"{V1}.tflite", labels=models_dir / "imagenet_labels.txt")
-
-
-@pytest.fixture(scope="module")
-def v1_tpu(models_dir: Path) -> Model:
-    return load_model(
-        models_dir / f"{V1}_edgetpu.tflite", labels=models_dir / "imagenet_labels.txt"
-    )
 
 
 @dataclasses.dataclass
@@ -60,12 +47,12 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path, v1_cpu: Model) -> Iterator[Rig]:
+def rig(tmp_path: Path, tiny: Model) -> Iterator[Rig]:
     sys_root, dev_root = tmp_path / "sys", tmp_path / "dev"
     entry = make_usb_tpu(sys_root, "1-1")
     tpus = list_edge_tpus(sys_root, dev_root)
     assert [t.device for t in tpus] == ["usb:0"]
-    fake = FakeEdgeTpu(cpu_twin=v1_cpu.content)
+    fake = FakeEdgeTpu(cpu_twin=tiny.content)
     yield Rig(fake, tpus[0], entry, lambda: list_edge_tpus(sys_root, dev_root), [])
     fake.release()
 
@@ -83,10 +70,10 @@ def open_on_tpu(rig: Rig, model: Model, cpu_model: Model, **options: Any) -> Exe
 
 
 def test_unplugged_tpu_falls_back_to_cpu(
-    rig: Rig, v1_tpu: Model, v1_cpu: Model, image_bytes: dict[str, bytes]
+    rig: Rig, tiny_tpu: Model, tiny: Model, image_bytes: dict[str, bytes]
 ) -> None:
     photo = image_bytes["parrot.jpg"]
-    with open_on_tpu(rig, v1_tpu, v1_cpu) as executor:
+    with open_on_tpu(rig, tiny_tpu, tiny) as executor:
         assert executor.backend_info is not None
         assert executor.backend_info.kind == "edgetpu-usb"
         on_tpu = executor.run_sync("cam", photo)
@@ -101,7 +88,7 @@ def test_unplugged_tpu_falls_back_to_cpu(
     assert [r.backend for r in after] == ["CPU"] * 3
     assert after[0].classes == on_tpu.classes  # the CPU twin computes the same thing
     assert [info.kind for _, info in rig.changes] == ["cpu"]
-    assert rig.changes[0][1].model_name == v1_cpu.name
+    assert rig.changes[0][1].model_name == tiny.name
     assert rig.changes[0][0].startswith("coral-vision-infer")
     assert stats.backend is not None
     assert stats.backend.kind == "cpu"
@@ -111,9 +98,9 @@ def test_unplugged_tpu_falls_back_to_cpu(
 
 
 def test_tpu_listed_again_is_reopened(
-    rig: Rig, v1_tpu: Model, v1_cpu: Model, image_bytes: dict[str, bytes]
+    rig: Rig, tiny_tpu: Model, tiny: Model, image_bytes: dict[str, bytes]
 ) -> None:
-    with open_on_tpu(rig, v1_tpu, v1_cpu) as executor:
+    with open_on_tpu(rig, tiny_tpu, tiny) as executor:
         rig.fake.unplug()
         error = executor.submit("cam", image_bytes["cat.bmp"]).exception(timeout=WAIT_S)
         assert isinstance(error, DelegateError)
@@ -125,10 +112,10 @@ def test_tpu_listed_again_is_reopened(
 
 
 def test_hung_invoke_is_abandoned_and_replaced(
-    rig: Rig, v1_tpu: Model, v1_cpu: Model, image_bytes: dict[str, bytes]
+    rig: Rig, tiny_tpu: Model, tiny: Model, image_bytes: dict[str, bytes]
 ) -> None:
     photo = image_bytes["cat.bmp"]
-    with open_on_tpu(rig, v1_tpu, v1_cpu, hang_limit=1.0) as executor:
+    with open_on_tpu(rig, tiny_tpu, tiny, hang_limit=1.0) as executor:
         executor.run_sync("warm-up", photo)
         rig.fake.hang()
         stuck = executor.submit("cam", photo)
@@ -148,9 +135,9 @@ def test_hung_invoke_is_abandoned_and_replaced(
 
 
 def test_close_does_not_wait_forever_for_a_hung_invoke(
-    rig: Rig, v1_tpu: Model, v1_cpu: Model, image_bytes: dict[str, bytes]
+    rig: Rig, tiny_tpu: Model, tiny: Model, image_bytes: dict[str, bytes]
 ) -> None:
-    executor = open_on_tpu(rig, v1_tpu, v1_cpu, hang_limit=0.5)
+    executor = open_on_tpu(rig, tiny_tpu, tiny, hang_limit=0.5)
     rig.fake.hang()
     stuck = executor.submit("cam", image_bytes["cat.bmp"])
     assert rig.fake.blocked.wait(WAIT_S)
@@ -186,12 +173,12 @@ def failing_cpu_runtime(failing: threading.Event) -> tuple[Runtime, list[Any]]:
 
 
 def test_model_failing_at_invoke_on_cpu_fails_only_its_requests(
-    v1_cpu: Model, image_bytes: dict[str, bytes]
+    tiny: Model, image_bytes: dict[str, bytes]
 ) -> None:
     failing = threading.Event()
     runtime, built = failing_cpu_runtime(failing)
     changes: list[BackendInfo] = []
-    with Executor(v1_cpu, runtime=runtime, on_backend_change=changes.append) as executor:
+    with Executor(tiny, runtime=runtime, on_backend_change=changes.append) as executor:
         failing.set()
         errors = [
             executor.submit(f"cam{i}", image_bytes["cat.bmp"]).exception(timeout=WAIT_S)
@@ -211,7 +198,7 @@ def test_model_failing_at_invoke_on_cpu_fails_only_its_requests(
 
 def test_compiled_model_without_twin_fails_clearly_until_the_tpu_returns(
     rig: Rig,
-    v1_tpu: Model,
+    tiny_tpu: Model,
     image_bytes: dict[str, bytes],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -222,7 +209,7 @@ def test_compiled_model_without_twin_fails_clearly_until_the_tpu_returns(
     monkeypatch.setattr(executor_module, "REOPEN_INTERVAL_S", 0.0)
     photo = image_bytes["cat.bmp"]
     with Executor(
-        v1_tpu,
+        tiny_tpu,
         rig.tpu,
         runtime=rig.fake.runtime(),
         list_tpus=rig.list_tpus,

@@ -24,32 +24,14 @@ from custom_components.coral_vision.engine.inference.delegate import BackendInfo
 from custom_components.coral_vision.engine.inference.devices import EdgeTpu, list_edge_tpus
 from custom_components.coral_vision.engine.inference.executor import Executor
 from custom_components.coral_vision.engine.inference.preparation import pool_size
-from custom_components.coral_vision.engine.models.model import Model, load_model
+from custom_components.coral_vision.engine.models.model import Model
 from custom_components.coral_vision.engine.results import FrameResult
 from custom_components.coral_vision.engine.runtime import load_runtime
 
 from .fakes import FakeEdgeTpu, make_usb_tpu
 
-V1 = "mobilenet_v1_0.25_128_quant"
 WAIT_S = 60.0
 HANG = 0.5  # the hang limit these tests use: short, but far above a CPU invoke (~2 ms)
-
-
-@pytest.fixture(scope="module")
-def v1_cpu(models_dir: Path) -> Model:
-    return load_model(models_dir / f"{V1}.tflite", labels=models_dir / "imagenet_labels.txt")
-
-
-@pytest.fixture(scope="module")
-def v1_tpu(models_dir: Path) -> Model:
-    return load_model(
-        models_dir / f"{V1}_edgetpu.tflite", labels=models_dir / "imagenet_labels.txt"
-    )
-
-
-@pytest.fixture
-def photo(image_bytes: dict[str, bytes]) -> bytes:
-    return image_bytes["cat.bmp"]
 
 
 @dataclasses.dataclass
@@ -78,10 +60,10 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path, v1_cpu: Model) -> Iterator[Rig]:
+def rig(tmp_path: Path, tiny: Model) -> Iterator[Rig]:
     sys_root, dev_root = tmp_path / "sys", tmp_path / "dev"
     make_usb_tpu(sys_root, "1-1", address=(1, 4))
-    fake = FakeEdgeTpu(cpu_twin=v1_cpu.content)
+    fake = FakeEdgeTpu(cpu_twin=tiny.content)
     yield Rig(fake, sys_root, dev_root, [])
     fake.release()
     fake.unblock_loads()
@@ -119,9 +101,9 @@ def runs_on(executor: Executor, photo: bytes, label: str) -> Callable[[], bool]:
 
 
 def test_a_hung_tpu_leaves_one_stuck_thread_and_runs_on_the_cpu(
-    rig: Rig, v1_tpu: Model, v1_cpu: Model, photo: bytes
+    rig: Rig, tiny_tpu: Model, tiny: Model, photo: bytes
 ) -> None:
-    with rig.open(v1_tpu, v1_cpu) as executor:
+    with rig.open(tiny_tpu, tiny) as executor:
         warm_up(executor, photo)
         baseline = threading.active_count()
         rig.fake.hang()
@@ -162,14 +144,14 @@ def test_a_hung_tpu_leaves_one_stuck_thread_and_runs_on_the_cpu(
 @pytest.mark.parametrize("how", ["another-port", "new-address"])
 def test_a_hung_tpu_that_enumerates_again_is_reopened(
     rig: Rig,
-    v1_tpu: Model,
-    v1_cpu: Model,
+    tiny_tpu: Model,
+    tiny: Model,
     photo: bytes,
     monkeypatch: pytest.MonkeyPatch,
     how: str,
 ) -> None:
     monkeypatch.setattr(executor_module, "RECHECK_INTERVAL_S", 0.05, raising=False)
-    with rig.open(v1_tpu, v1_cpu) as executor:
+    with rig.open(tiny_tpu, tiny) as executor:
         executor.run_sync("cam", photo)
         rig.fake.hang()
         assert isinstance(executor.submit("cam", photo).exception(timeout=WAIT_S), DelegateError)
@@ -195,9 +177,9 @@ def test_a_hung_tpu_that_enumerates_again_is_reopened(
 
 
 def test_a_reopen_stuck_in_load_delegate_falls_back_to_the_cpu(
-    rig: Rig, v1_tpu: Model, v1_cpu: Model, photo: bytes
+    rig: Rig, tiny_tpu: Model, tiny: Model, photo: bytes
 ) -> None:
-    with rig.open(v1_tpu, v1_cpu) as executor:
+    with rig.open(tiny_tpu, tiny) as executor:
         executor.run_sync("cam", photo)
         rig.fake.unplug()  # invokes fail, yet the device stays listed: it is reopened
         rig.fake.block_loads()
@@ -217,9 +199,9 @@ def test_a_reopen_stuck_in_load_delegate_falls_back_to_the_cpu(
 
 
 def test_close_returns_within_the_hang_limit_while_a_reopen_is_stuck(
-    rig: Rig, v1_tpu: Model, v1_cpu: Model, photo: bytes
+    rig: Rig, tiny_tpu: Model, tiny: Model, photo: bytes
 ) -> None:
-    executor = rig.open(v1_tpu, v1_cpu)
+    executor = rig.open(tiny_tpu, tiny)
     executor.run_sync("cam", photo)
     rig.fake.unplug()
     rig.fake.block_loads()
@@ -244,7 +226,7 @@ def test_close_returns_within_the_hang_limit_while_a_reopen_is_stuck(
     assert not ours()
 
 
-def test_a_stuck_cpu_invoke_is_not_abandoned_twice(v1_cpu: Model, photo: bytes) -> None:
+def test_a_stuck_cpu_invoke_is_not_abandoned_twice(tiny: Model, photo: bytes) -> None:
     real = load_runtime()
     slow, gate = threading.Event(), threading.Event()
 
@@ -261,7 +243,7 @@ def test_a_stuck_cpu_invoke_is_not_abandoned_twice(v1_cpu: Model, photo: bytes) 
             return getattr(self._real, name)
 
     runtime = dataclasses.replace(real, interpreter_factory=Interpreter)
-    with Executor(v1_cpu, runtime=runtime, hang_limit=HANG) as executor:
+    with Executor(tiny, runtime=runtime, hang_limit=HANG) as executor:
         slow.set()
         errors = [
             executor.submit(name, photo).exception(timeout=WAIT_S) for name in ("first", "second")
@@ -281,13 +263,13 @@ def test_a_stuck_cpu_invoke_is_not_abandoned_twice(v1_cpu: Model, photo: bytes) 
 
 
 def test_a_stuck_invoke_that_ends_in_an_error_brings_the_tpu_back(
-    tmp_path: Path, v1_tpu: Model, v1_cpu: Model, photo: bytes
+    tmp_path: Path, tiny_tpu: Model, tiny: Model, photo: bytes
 ) -> None:
     sys_root, dev_root = tmp_path / "sys", tmp_path / "dev"
     make_usb_tpu(sys_root, "1-1")
     # libusb gives up on the stuck transfer after a while: the invoke raises instead of returning.
-    rig = Rig(FakeEdgeTpu(cpu_twin=v1_cpu.content, hang_timeout=4 * HANG), sys_root, dev_root, [])
-    with rig.open(v1_tpu, v1_cpu) as executor:
+    rig = Rig(FakeEdgeTpu(cpu_twin=tiny.content, hang_timeout=4 * HANG), sys_root, dev_root, [])
+    with rig.open(tiny_tpu, tiny) as executor:
         executor.run_sync("cam", photo)
         rig.fake.hang()
         assert isinstance(executor.submit("cam", photo).exception(timeout=WAIT_S), DelegateError)
@@ -303,12 +285,12 @@ def test_a_stuck_invoke_that_ends_in_an_error_brings_the_tpu_back(
 
 
 def test_a_swap_stuck_opening_the_tpu_fails_and_the_cpu_takes_over(
-    rig: Rig, v1_tpu: Model, v1_cpu: Model, photo: bytes
+    rig: Rig, tiny_tpu: Model, tiny: Model, photo: bytes
 ) -> None:
-    with rig.open(v1_tpu, v1_cpu) as executor:
+    with rig.open(tiny_tpu, tiny) as executor:
         executor.run_sync("cam", photo)
         rig.fake.block_loads()
-        swap = executor.submit_swap(v1_tpu, v1_cpu)
+        swap = executor.submit_swap(tiny_tpu, tiny)
         error = swap.exception(timeout=WAIT_S)
         result = executor.run_sync("cam", photo)
         rig.fake.unblock_loads()
@@ -325,12 +307,12 @@ def test_a_swap_stuck_opening_the_tpu_fails_and_the_cpu_takes_over(
 
 
 def test_close_fails_a_swap_stuck_opening_the_tpu(
-    rig: Rig, v1_tpu: Model, v1_cpu: Model, photo: bytes
+    rig: Rig, tiny_tpu: Model, tiny: Model, photo: bytes
 ) -> None:
-    executor = rig.open(v1_tpu, v1_cpu)
+    executor = rig.open(tiny_tpu, tiny)
     executor.run_sync("cam", photo)
     rig.fake.block_loads()
-    swap = executor.submit_swap(v1_tpu, v1_cpu)
+    swap = executor.submit_swap(tiny_tpu, tiny)
     assert rig.fake.loading.wait(WAIT_S)
     started = time.monotonic()
     executor.close()

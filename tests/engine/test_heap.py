@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from custom_components.coral_vision.engine.inference.heap import (
     load_malloc_trim,
     trimmer,
 )
-from custom_components.coral_vision.engine.models.model import Model, load_model
+from custom_components.coral_vision.engine.models.model import Model
 
 
 class Trims:
@@ -113,15 +112,6 @@ def test_the_real_trim_is_harmless() -> None:
 def test_one_trimmer_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(heap, "_TRIMMER", None)
     assert trimmer() is trimmer()
-
-
-@pytest.fixture(scope="module")
-def tiny(models_dir: Path) -> Model:
-    """The smallest classifier: the frames matter here, not the model."""
-    return load_model(
-        models_dir / "mobilenet_v1_0.25_128_quant.tflite",
-        labels=models_dir / "imagenet_labels.txt",
-    )
 
 
 def test_frames_trim_the_heap_on_the_preparation_pool(
